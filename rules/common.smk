@@ -1,0 +1,72 @@
+# Path helpers and target lists shared by the rule files.
+import shlex
+import sys
+
+MODEL = config["model"]["name"]
+METHODS_WITH_RHO = ("ignore", "forget")
+
+# Every rule runs `python -m workflow_scripts.<stage>` from this repository, whatever the workdir.
+shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+wildcard_constraints:
+    model=r"[^/]+",
+    method=r"sft|ignore|forget",
+    variant=r"all|rho[0-9.]+",
+    seed=r"\d+",
+    rho=r"[0-9.]+",
+    split=r"reference|train",
+    scorer=r"base|reference",
+    task=r"[a-z0-9_]+",
+    run=r"base|(sft|ignore|forget)/(all|rho[0-9.]+)/seed\d+",
+
+
+def rho_label(rho):
+    """0.7 -> '0.7', 1.0 -> '1': the rho path component."""
+    return f"{float(rho):g}"
+
+
+def final_runs():
+    """`{method}/{variant}/seed{seed}` for every trained checkpoint of the grid."""
+    runs = []
+    for seed in config["seeds"]:
+        for method in config["methods"]:
+            variants = [f"rho{rho_label(r)}" for r in config["rho"]] if method in METHODS_WITH_RHO else ["all"]
+            runs += [f"{method}/{variant}/seed{seed}" for variant in variants]
+    return runs
+
+
+def evaluated_runs():
+    return ["base"] + final_runs()
+
+
+def score_files():
+    return expand("results/{model}/{run}/scores/{task}.json",
+                  model=MODEL, run=evaluated_runs(), task=config["eval"]["tasks"])
+
+
+def checkpoint_dir(wildcards):
+    if wildcards.run == "base":
+        return f"resources/models/{wildcards.model}"
+    return f"results/{wildcards.model}/{wildcards.run}/model"
+
+
+def partition_input(wildcards):
+    if wildcards.method not in METHODS_WITH_RHO:
+        return []
+    return f"results/{wildcards.model}/{wildcards.variant}/partition.parquet"
+
+
+def cli_options(options):
+    """{'learning_rate': 1e-4, 'bf16': True} -> "--learning-rate 0.0001 --bf16", shell-quoted."""
+    words = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif value not in (None, False):
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)
+
+
+def training_options(seed):
+    return cli_options({**config["training"], "seed": seed, "dtype": config["model"].get("dtype", "float32")})

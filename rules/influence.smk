@@ -1,0 +1,46 @@
+# Token losses under the base and the reference model, their difference, and the partition.
+
+
+rule score_tokens:
+    input:
+        model=lambda wc: f"resources/models/{wc.model}" if wc.scorer == "base" else f"results/{wc.model}/reference",
+        tokens="results/{model}/tokens/train.parquet",
+    output:
+        "results/{model}/losses/{scorer}.parquet",
+    log:
+        "logs/{model}/score_tokens_{scorer}.log",
+    params:
+        options=cli_options(config["scoring"]),
+    threads: 4
+    shell:
+        "python -m workflow_scripts.score_tokens --model-dir {input.model:q} --tokens {input.tokens:q} "
+        "{params.options} --threads {threads} --out {output:q} > {log:q} 2>&1"
+
+
+rule influence:
+    input:
+        tokens="results/{model}/tokens/train.parquet",
+        base="results/{model}/losses/base.parquet",
+        reference="results/{model}/losses/reference.parquet",
+    output:
+        "results/{model}/influence.parquet",
+    log:
+        "logs/{model}/influence.log",
+    shell:
+        "python -m workflow_scripts.influence --tokens {input.tokens:q} --base {input.base:q} "
+        "--reference {input.reference:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule partition:
+    input:
+        "results/{model}/influence.parquet",
+    output:
+        parquet="results/{model}/rho{rho}/partition.parquet",
+        stats="results/{model}/rho{rho}/partition.json",
+    log:
+        "logs/{model}/partition_rho{rho}.log",
+    params:
+        scope=config["partition"].get("scope", "global"),
+    shell:
+        "python -m workflow_scripts.partition --influence {input:q} --rho {wildcards.rho} "
+        "--scope {params.scope:q} --out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"

@@ -1,0 +1,18 @@
+# The reference checkpoint: plain SFT with LoRA on the reference split, merged.
+
+
+rule train_reference:
+    input:
+        model="resources/models/{model}",
+        tokens="results/{model}/tokens/reference.parquet",
+    output:
+        directory("results/{model}/reference"),
+    log:
+        "logs/{model}/train_reference.log",
+    params:
+        options=training_options(config["reference"].get("seed", 0)),
+        work_dir="results/{model}/.trainer/reference",
+    threads: 4
+    shell:
+        "python -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
+        "--out {output:q} --work-dir {params.work_dir:q} {params.options} --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,122 @@
+"""The whole DAG on a tiny model: artifacts, exact influence, partition counts, distinct
+checkpoints, a no-op rerun, and a rho change that reruns only what depends on it."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from safetensors.numpy import load_file
+
+from tiny import write_tiny_eval, write_tiny_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "tiny"
+RUNS = ["sft/all/seed1", "ignore/rho0.7/seed1", "forget/rho0.7/seed1"]
+TASKS = ["boolq", "asdiv", "logiqa"]
+
+
+def tiny_config(tiny_model_dir, data_dir):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["model"] = {"name": MODEL, "source": str(tiny_model_dir), "dtype": "float32"}
+    config["data"] = {"pool": str(data_dir / "pool.jsonl"), "eval": str(data_dir / "eval")}
+    config["split"] = {"reference_size": 8, "train_size": 16, "seed": 0}
+    config["tokenize"] = {"max_seq_length": 64}
+    config["training"].update(lora_r=4, lora_alpha=8, learning_rate=5e-2, batch_size=4)
+    config["eval"] = {"tasks": TASKS, "limit": {}, "batch_size": 4}
+    return config
+
+
+def snakemake(workdir, *args):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--profile", str(ROOT / "profiles" / "local"), "--cores", "2", *args],
+        capture_output=True, text=True, env=env, timeout=900)
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    stats = result.stdout.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tiny_model_dir):
+    workdir = tmp_path_factory.mktemp("workflow")
+    data = workdir / "inputs"
+    data.mkdir()
+    write_tiny_pool(data / "pool.jsonl")
+    write_tiny_eval(data / "eval")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(tiny_model_dir, data)))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workdir
+
+
+def test_every_artifact_exists(workdir):
+    results = workdir / "results"
+    expected = [
+        "data/pool.jsonl", "data/reference.jsonl", "data/train.jsonl",
+        *[f"data/eval/{t}.jsonl" for t in TASKS],
+        f"{MODEL}/tokens/reference.parquet", f"{MODEL}/tokens/train.parquet",
+        f"{MODEL}/reference/model.safetensors", f"{MODEL}/losses/base.parquet", f"{MODEL}/losses/reference.parquet",
+        f"{MODEL}/influence.parquet", f"{MODEL}/rho0.7/partition.parquet", f"{MODEL}/rho0.7/partition.json",
+        *[f"{MODEL}/{run}/model/model.safetensors" for run in RUNS],
+        *[f"{MODEL}/{run}/scores/{t}.json" for run in ["base", *RUNS] for t in TASKS],
+        "summary.csv", "summary.md",
+    ]
+    missing = [p for p in expected if not (results / p).is_file()]
+    assert not missing
+    assert (workdir / f"resources/models/{MODEL}/model.safetensors").is_file()
+    logs = {p.relative_to(workdir / "logs").as_posix() for p in (workdir / "logs").rglob("*.log")}
+    assert {"prepare_data.log", "split.log", f"{MODEL}/train_reference.log", "summary.log"} <= logs
+
+
+def test_influence_is_exactly_base_minus_reference(workdir):
+    results = workdir / "results" / MODEL
+    base = pq.read_table(results / "losses/base.parquet")
+    ref = pq.read_table(results / "losses/reference.parquet")
+    influence = pq.read_table(results / "influence.parquet")
+    assert base.num_rows == ref.num_rows == influence.num_rows > 0
+    np.testing.assert_array_equal(influence["influence"].to_numpy(),
+                                  base["loss"].to_numpy() - ref["loss"].to_numpy())
+    assert influence["influence"].type == base["loss"].type  # float32 throughout
+
+
+def test_positive_count_is_round_rho_n(workdir):
+    part = pq.read_table(workdir / "results" / MODEL / "rho0.7/partition.parquet")
+    n_positive = int(np.sum(part["positive"].to_numpy(zero_copy_only=False)))
+    assert n_positive == round(0.7 * part.num_rows)
+
+
+def test_methods_give_different_checkpoints(workdir):
+    weights = [load_file(workdir / "results" / MODEL / run / "model/model.safetensors") for run in RUNS]
+    base = load_file(workdir / f"resources/models/{MODEL}/model.safetensors")
+    for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"]:
+        tensors = [base[name]] + [w[name] for w in weights]
+        for i in range(len(tensors)):
+            for j in range(i + 1, len(tensors)):
+                assert not np.array_equal(tensors[i], tensors[j]), (name, i, j)
+
+
+def test_summary_has_a_row_per_checkpoint(workdir):
+    lines = (workdir / "results/summary.csv").read_text().splitlines()
+    assert lines[0] == "model,method,variant,seed,asdiv_acc,boolq_acc,logiqa_acc_norm,mean"
+    assert [line.split(",")[1] for line in lines[1:]] == ["base", "sft", "ignore", "forget"]
+
+
+def test_second_run_is_a_no_op(workdir):
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_rho_reruns_only_partition_and_downstream(workdir):
+    result = snakemake(workdir, "--dry-run", "--config", "rho=[0.5]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result) == {"partition": 1, "train_final": 2, "evaluate": 6, "summary": 1, "all": 1}

@@ -1,0 +1,98 @@
+"""The Forgetting objective and its lambda schedule (arXiv 2508.04329).
+
+Conventions shared with tokenization, scoring and the partition: `labels[b, t]` is the token
+predicted from positions < t (-100 where nothing is predicted: prompt, padding); a mask [B, T]
+is aligned with `labels`. The model's logits at position t - 1 predict token t.
+
+Training never materialises logits for the whole sequence: `next_token_positions` picks the
+source positions where some row of the batch has a label, the model is asked for logits there
+only (`logits_to_keep`), and `forgetting_loss_at` takes those. `forgetting_loss` is the same
+objective on the full, unshifted logits the model returns by default.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+LOSS_KINDS = ("ascent", "unlikelihood")
+SCHEDULES = ("linear", "constant", "cosine")
+
+
+def next_token_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Source positions (t - 1) whose next token t carries a label in at least one row."""
+    return torch.nonzero((labels[:, 1:] != IGNORE_INDEX).any(dim=0)).squeeze(-1)
+
+
+def token_ce_at(logits: torch.Tensor, positions: torch.Tensor, labels: torch.Tensor):
+    """CE (float32) of every labelled token whose source position is in `positions`.
+
+    `logits` is [B, K, V], logits[:, k] taken at source position positions[k].
+    Returns (ce [N], selector) where selector picks the same N tokens from any [B, T] mask.
+    """
+    targets = labels[:, positions + 1]
+    valid = targets != IGNORE_INDEX
+    ce = F.cross_entropy(logits[valid].float(), targets[valid], reduction="none")
+
+    def select(mask: torch.Tensor) -> torch.Tensor:
+        return mask[:, positions + 1][valid]
+
+    return ce, select
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # Empty set -> exactly 0 while keeping the graph (no data-dependent branch, no device sync).
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def forgetting_loss_at(logits, positions, labels, positive_mask, negative_mask, lam, kind="ascent"):
+    """The Forgetting loss on logits taken at `positions` (see `token_ce_at`)."""
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown forget loss kind {kind!r}; expected one of {LOSS_KINDS}")
+    ce, select = token_ce_at(logits, positions, labels)
+    positive, negative = select(positive_mask), select(negative_mask)
+    positive_ce = _masked_mean(ce, positive)
+    negative_ce = _masked_mean(ce, negative)
+    if kind == "ascent":
+        loss = positive_ce - lam * negative_ce
+    else:
+        # Unlikelihood: -log(1 - p(token)) = -log(-expm1(-ce)), bounded below, unlike ascent.
+        unlikelihood = -torch.log(-torch.expm1(-ce.clamp(min=1e-6)))
+        loss = positive_ce + lam * _masked_mean(unlikelihood, negative)
+    stats = {
+        "positive_ce": positive_ce.item(),
+        "negative_ce": negative_ce.item(),
+        "n_positive": int(positive.sum()),
+        "n_negative": int(negative.sum()),
+        "lambda": float(lam),
+    }
+    return loss, stats
+
+
+def forgetting_loss(logits, labels, positive_mask, negative_mask, lam, kind="ascent"):
+    """`mean CE(positive) - lam * mean CE(negative)` from the model's full, unshifted logits [B, T, V].
+
+    Means are over the tokens of each set in the batch; an empty set contributes 0; -100 positions
+    never count, whatever the masks say. Returns (loss, stats) with the two means and the counts.
+    """
+    positions = torch.arange(labels.shape[1] - 1, device=labels.device)
+    return forgetting_loss_at(logits[:, :-1], positions, labels, positive_mask, negative_mask, lam, kind)
+
+
+def lambda_at(step: int, total_steps: int, t_min: float, t_max: float, schedule: str = "linear") -> float:
+    """Weight of the negative term at `step` (0-based) of `total_steps`.
+
+    linear: t_min at step 0 rising to t_max at the last step (the paper: 1e-5 -> 0.25);
+    constant: t_max throughout; cosine: t_min + (t_max - t_min) * (1 - cos(pi * step / total)) / 2.
+    """
+    if schedule == "constant":
+        return float(t_max)
+    if schedule == "linear":
+        frac = step / (total_steps - 1) if total_steps > 1 else 1.0
+        return float(t_min + (t_max - t_min) * frac)
+    if schedule == "cosine":
+        return float(t_min + (t_max - t_min) * (1 - math.cos(math.pi * step / total_steps)) / 2)
+    raise ValueError(f"unknown lambda schedule {schedule!r}; expected one of {SCHEDULES}")

@@ -1,0 +1,89 @@
+"""The one definition of "a scored token", shared by scoring, influence, partition and training.
+
+A response token is a position t >= 1 of an example whose label is not -100. Every token table
+(losses, influence, partition) lists these tokens in the order of the tokenized file: examples
+in file order, positions ascending. All work here is vectorised over the flat token arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from workflow_scripts.files import InputError
+
+IGNORE_INDEX = -100
+
+
+def _flat(tokens: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets [n_examples + 1], flat values) of a list column."""
+    array = tokens[column].combine_chunks()
+    offsets = array.offsets.to_numpy().astype(np.int64)
+    values = array.values.to_numpy(zero_copy_only=False)
+    return offsets - offsets[0], values[offsets[0]: offsets[-1]]
+
+
+def response_index(tokens: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every response token: (example row, position, index into the flat token arrays)."""
+    offsets, labels = _flat(tokens, "labels")
+    rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    positions = np.arange(len(labels)) - offsets[rows]
+    selected = np.nonzero((labels != IGNORE_INDEX) & (positions >= 1))[0]
+    return rows[selected], positions[selected], selected
+
+
+def response_tokens(tokens: pa.Table) -> pa.Table:
+    """example_id, position, token_id, corrupted for every response token, in file order."""
+    rows, positions, flat_index = response_index(tokens)
+    _, input_ids = _flat(tokens, "input_ids")
+    columns = {
+        "example_id": tokens["example_id"].take(pa.array(rows)),
+        "position": pa.array(positions.astype(np.int32)),
+        "token_id": pa.array(input_ids[flat_index].astype(np.int32)),
+    }
+    if "corrupted" in tokens.column_names:
+        columns["corrupted"] = pa.array(_flat(tokens, "corrupted")[1][flat_index].astype(bool))
+    return pa.table(columns)
+
+
+def check_same_tokens(expected: pa.Table, actual: pa.Table, what: str, columns=("example_id", "position")) -> None:
+    """Refuse a table whose tokens are not exactly the expected ones, in the same order."""
+    if actual.num_rows != expected.num_rows:
+        raise InputError(f"{what}: {actual.num_rows} tokens, expected {expected.num_rows} "
+                         "(was it made from another tokenization or data split?)")
+    for column in columns:
+        mismatch = pc.not_equal(expected[column], actual[column])
+        if pc.any(mismatch).as_py():
+            first = pc.index(mismatch, True).as_py()
+            raise InputError(
+                f"{what}: column {column!r} differs from the tokenized data at token {first} "
+                f"(example {actual['example_id'][first]}, position {actual['position'][first]}); "
+                "was it made from another tokenization or data split?")
+
+
+def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array, pa.Array]:
+    """Per-example boolean lists aligned with `labels`: (positive, negative).
+
+    Without a partition every response token is positive (plain SFT).
+    """
+    offsets, labels = _flat(tokens, "labels")
+    _, _, flat_index = response_index(tokens)
+    positive = np.zeros(len(labels), dtype=bool)
+    negative = np.zeros(len(labels), dtype=bool)
+    if partition is None:
+        positive[flat_index] = True
+    else:
+        check_same_tokens(response_tokens(tokens), partition, "partition")
+        is_positive = partition["positive"].to_numpy(zero_copy_only=False).astype(bool)
+        positive[flat_index[is_positive]] = True
+        negative[flat_index[~is_positive]] = True
+    as_lists = lambda flat: pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))  # noqa: E731
+    return as_lists(positive), as_lists(negative)
+
+
+def read_table(path: str, columns=None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise InputError(f"{path}: cannot read Parquet table: {err}") from None

@@ -1,0 +1,46 @@
+"""Final training on the training split for one method, rho and seed; LoRA merged.
+
+Methods: `sft` (every response token), `ignore` (positive tokens only), `forget`
+(positive tokens learnt, negative tokens forgotten with weight lambda(step)).
+Output: results/{model}/{method}/{variant}/seed{seed}/model/.
+"""
+from __future__ import annotations
+
+import argparse
+
+from workflow_scripts.files import InputError, run_main
+from workflow_scripts.losses import LOSS_KINDS, SCHEDULES
+from workflow_scripts.modeling import set_threads
+from workflow_scripts.token_table import read_table
+from workflow_scripts.training import Objective, add_train_arguments, train, train_config_from_args
+
+METHODS = ("sft", "ignore", "forget")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", required=True, help="base model directory")
+    parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
+    parser.add_argument("--partition", default=None, help="partition Parquet (not used by sft)")
+    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--t-min", type=float, default=1e-5, help="lambda at the first step")
+    parser.add_argument("--t-max", type=float, default=0.25, help="lambda at the last step")
+    parser.add_argument("--lambda-schedule", default="linear", choices=SCHEDULES)
+    parser.add_argument("--forget-loss", default="ascent", choices=LOSS_KINDS)
+    parser.add_argument("--out", required=True, help="merged checkpoint directory")
+    parser.add_argument("--work-dir", required=True, help="scratch directory for trainer state")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+
+    if args.method != "sft" and not args.partition:
+        raise InputError(f"method {args.method!r} needs --partition")
+    partition = read_table(args.partition) if args.method != "sft" else None
+    objective = Objective(method=args.method, t_min=args.t_min, t_max=args.t_max,
+                          schedule=args.lambda_schedule, kind=args.forget_loss)
+    train(args.model_dir, read_table(args.tokens), partition, objective,
+          train_config_from_args(args), args.out, args.work_dir)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,194 @@
+"""LoRA training with the Forgetting objective on `transformers.Trainer`; used by every training rule.
+
+One objective covers all methods; what differs is the masks that travel with each batch:
+- sft / the reference model: every response token positive, no negatives;
+- ignore: the partition's positive tokens only (negatives dropped);
+- forget: positives learnt, negatives forgotten with weight lambda(step).
+The masks are columns of the training data (built once, vectorised, from the partition
+Parquet) and are padded with the batch like the labels.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from transformers import Trainer, TrainingArguments, set_seed
+
+from workflow_scripts.files import atomic_path, setup_logging
+from workflow_scripts.losses import forgetting_loss_at, lambda_at, next_token_positions
+from workflow_scripts.modeling import load_causal_lm, pad_batch
+from workflow_scripts.token_table import IGNORE_INDEX, token_masks
+
+log = setup_logging("training")
+
+METHODS_WITH_NEGATIVES = ("forget",)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What is learnt and what is forgotten: `kind` of negative term and lambda's schedule."""
+    method: str = "sft"
+    t_min: float = 1e-5
+    t_max: float = 0.25
+    schedule: str = "linear"
+    kind: str = "ascent"
+
+    def lam(self, step: int, total_steps: int) -> float:
+        if self.method not in METHODS_WITH_NEGATIVES:
+            return 0.0
+        return lambda_at(step, total_steps, self.t_min, self.t_max, self.schedule)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lora_r: int = 64
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: str = "all-linear"
+    learning_rate: float = 1e-4
+    lr_scheduler: str = "linear"
+    warmup_ratio: float = 0.03
+    epochs: float = 1.0
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 1
+    seed: int = 1
+    dtype: str = "float32"
+    bf16: bool = False
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    """Examples as slices of flat numpy arrays: input_ids, labels, positive, negative."""
+
+    def __init__(self, tokens: pa.Table, partition: pa.Table | None, method: str):
+        positive, negative = token_masks(tokens, partition)
+        if method not in METHODS_WITH_NEGATIVES:
+            negative = pa.ListArray.from_arrays(negative.offsets, pa.array(np.zeros(len(negative.values), bool)))
+        columns = {"input_ids": tokens["input_ids"].combine_chunks(), "labels": tokens["labels"].combine_chunks(),
+                   "positive": positive, "negative": negative}
+        offsets = columns["input_ids"].offsets.to_numpy()
+        self.offsets = offsets - offsets[0]
+        self.columns = {name: np.asarray(array.flatten().to_numpy(zero_copy_only=False)) for name, array in columns.items()}
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return {name: values[lo:hi] for name, values in self.columns.items()}
+
+
+class MaskCollator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows):
+        batch = pad_batch(rows, self.pad_id, {"labels": IGNORE_INDEX, "positive": 0, "negative": 0})
+        batch["positive"], batch["negative"] = batch["positive"].bool(), batch["negative"].bool()
+        return batch
+
+
+class ForgettingTrainer(Trainer):
+    """Trainer whose loss is the Forgetting objective, with logits only where a loss is taken."""
+
+    def __init__(self, *args, objective: Objective, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.objective = objective
+        self.model_accepts_loss_kwargs = False  # our loss is a per-micro-batch mean: let Trainer scale it
+        self._stats: list[dict] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        positions = next_token_positions(labels)
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                        logits_to_keep=positions)
+        lam = self.objective.lam(self.state.global_step, self.state.max_steps)
+        loss, stats = forgetting_loss_at(outputs.logits, positions, labels, inputs["positive"],
+                                         inputs["negative"], lam, self.objective.kind)
+        self._stats.append(stats)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, start_time=None):
+        if self._stats and "loss" in logs:
+            for key in ("positive_ce", "negative_ce", "lambda"):
+                logs[key] = float(np.mean([s[key] for s in self._stats]))
+            for key in ("n_positive", "n_negative"):
+                logs[key] = int(sum(s[key] for s in self._stats))
+            self._stats = []
+        super().log(logs, start_time)
+
+
+def add_train_arguments(parser) -> None:
+    """One command-line option per TrainConfig field (--learning-rate, --lora-r, ...)."""
+    for name, field in TrainConfig.__dataclass_fields__.items():
+        flag = "--" + name.replace("_", "-")
+        if field.type == "bool":
+            parser.add_argument(flag, action="store_true")
+        else:
+            kind = {"int": int, "float": float}.get(field.type, str)
+            parser.add_argument(flag, type=kind, default=field.default)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def train_config_from_args(args) -> TrainConfig:
+    return TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
+
+
+def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
+          config: TrainConfig, out_dir: str, work_dir: str) -> dict:
+    """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir`."""
+    from peft import LoraConfig, get_peft_model
+
+    set_seed(config.seed)  # the LoRA initialisation, identical across methods for one seed
+    model = load_causal_lm(model_dir, config.dtype)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    dataset = TokenDataset(tokens, partition, objective.method)
+    args = TrainingArguments(
+        output_dir=work_dir,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the total steps
+        num_train_epochs=config.epochs,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        data_seed=config.seed,  # same data order for every method of one seed
+        bf16=config.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        save_strategy="no",
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    trainer = ForgettingTrainer(model=model, args=args, train_dataset=dataset,
+                                data_collator=MaskCollator(pad_id), objective=objective)
+    start = time.time()
+    result = trainer.train()
+    log.info("trained %s for %d steps in %.0f s (final train loss %.4f)", objective.method,
+             trainer.state.global_step, time.time() - start, result.training_loss)
+
+    merged = trainer.model.merge_and_unload()
+    with atomic_path(out_dir) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        summary = {"method": objective.method, "objective": objective.__dict__, "config": config.__dict__,
+                   "steps": trainer.state.global_step, "examples": len(dataset),
+                   "train_loss": result.training_loss, "log_history": trainer.state.log_history}
+        (Path(tmp) / "training_log.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
