@@ -18,6 +18,8 @@ wildcard_constraints:
     scorer=r"base|reference",
     task=r"[a-z0-9_]+",
     run=r"base|(sft|ignore|forget)/(all|rho[0-9.]+)/seed\d+",
+    shard=r"\d+",
+    shards=r"\d+",
 
 
 def rho_label(rho):
@@ -54,6 +56,12 @@ def partition_input(wildcards):
     if wildcards.method not in METHODS_WITH_RHO:
         return []
     return f"results/{wildcards.model}/{wildcards.variant}/partition.parquet"
+
+
+def score_shards(wildcards):
+    """The shard tables gathered into one loss table; `scoring.shards` jobs score in parallel."""
+    n = config["scoring"].get("shards", 1)
+    return [f"results/{wildcards.model}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
 
 
 def cli_options(options):

@@ -1,20 +1,34 @@
 # Token losses under the base and the reference model, their difference, and the partition.
 
 
-rule score_tokens:
+rule score_shard:
     input:
         model=lambda wc: f"resources/models/{wc.model}" if wc.scorer == "base" else f"results/{wc.model}/reference",
         tokens="results/{model}/tokens/train.parquet",
     output:
-        "results/{model}/losses/{scorer}.parquet",
+        temp("results/{model}/losses/{scorer}.shards/{shard}of{shards}.parquet"),
     log:
-        "logs/{model}/score_tokens_{scorer}.log",
+        "logs/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
     params:
-        options=cli_options(config["scoring"]),
+        options=cli_options({k: v for k, v in config["scoring"].items() if k != "shards"}),
     threads: 4
     shell:
-        "python -m workflow_scripts.score_tokens --model-dir {input.model:q} --tokens {input.tokens:q} "
-        "{params.options} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.score_tokens score --model-dir {input.model:q} --tokens {input.tokens:q} "
+        "--shard {wildcards.shard} --num-shards {wildcards.shards} {params.options} --threads {threads} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
+rule score_tokens:
+    input:
+        tokens="results/{model}/tokens/train.parquet",
+        parts=score_shards,
+    output:
+        "results/{model}/losses/{scorer}.parquet",
+    log:
+        "logs/{model}/score_tokens/{scorer}.log",
+    shell:
+        "python -m workflow_scripts.score_tokens gather --tokens {input.tokens:q} --out {output:q} "
+        "{input.parts:q} > {log:q} 2>&1"
 
 
 rule influence:

@@ -6,8 +6,11 @@ Output: results/{model}/losses/{base,reference}.parquet with one row per respons
 whatever the batching, so tables from different models line up row for row.
 
 Batches are grouped by length (padding only to the longest row of a batch) and the model is
-asked for logits only at the positions whose next token is scored. `--shard i --num-shards n`
-scores examples i, i+n, i+2n, ... for scatter/gather on a cluster.
+asked for logits only at the positions whose next token is scored.
+
+Scatter/gather on a cluster: `score --shard i --num-shards n` scores the i-th of n contiguous
+slices of the examples; `gather` concatenates the parts and checks that together they are
+exactly the tokens of the tokenized file, so the result equals an unsharded run.
 """
 from __future__ import annotations
 
@@ -19,10 +22,11 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from workflow_scripts.files import run_main, setup_logging, write_parquet
+from workflow_scripts.files import InputError, run_main, setup_logging, write_parquet
 from workflow_scripts.losses import next_token_positions, token_ce_at
 from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch, set_threads
-from workflow_scripts.token_table import IGNORE_INDEX, read_table, response_index, response_tokens
+from workflow_scripts.token_table import (IGNORE_INDEX, check_same_tokens, read_table, response_index,
+                                          response_tokens)
 
 log = setup_logging("score_tokens")
 
@@ -52,31 +56,57 @@ def score(model, tokens: pa.Table, rows: np.ndarray, max_batch_tokens: int, pad_
     return losses
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--max-batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
-    parser.add_argument("--shard", type=int, default=0)
-    parser.add_argument("--num-shards", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
+def shard_rows(n_rows: int, shard: int, num_shards: int) -> np.ndarray:
+    if not 0 <= shard < num_shards:
+        raise InputError(f"shard {shard} is not in 0..{num_shards - 1}")
+    return np.array_split(np.arange(n_rows), num_shards)[shard]
 
+
+def gather(tokens: pa.Table, parts: list[str]) -> pa.Table:
+    table = pa.concat_tables([read_table(part) for part in parts])
+    check_same_tokens(response_tokens(tokens), table, "gathered shards", columns=("example_id", "position", "token_id"))
+    return table
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    score_parser = commands.add_parser("score", help="score one shard (all examples by default)")
+    score_parser.add_argument("--model-dir", required=True)
+    score_parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    score_parser.add_argument("--max-batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
+    score_parser.add_argument("--shard", type=int, default=0)
+    score_parser.add_argument("--num-shards", type=int, default=1)
+    score_parser.add_argument("--threads", type=int, default=None)
+    gather_parser = commands.add_parser("gather", help="concatenate shard tables in shard order")
+    gather_parser.add_argument("parts", nargs="+", help="shard tables, in shard order")
+    for sub in (score_parser, gather_parser):
+        sub.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
+        sub.add_argument("--out", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     tokens = read_table(args.tokens)
-    rows = np.arange(args.shard, tokens.num_rows, args.num_shards)
+    if args.command == "gather":
+        table = gather(tokens, args.parts)
+        write_parquet(args.out, table)
+        log.info("gathered %d tokens from %d shards", table.num_rows, len(args.parts))
+        return
+
+    set_threads(args.threads)
+    rows = shard_rows(tokens.num_rows, args.shard, args.num_shards)
     model = load_causal_lm(args.model_dir, args.dtype).eval()
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     start = time.time()
     losses = score(model, tokens, rows, args.max_batch_tokens, pad_id)
 
-    table = response_tokens(tokens).select(["example_id", "position", "token_id"])
     example_rows, _, _ = response_index(tokens)
-    keep = np.isin(example_rows, rows)
+    table = response_tokens(tokens).select(["example_id", "position", "token_id"]).filter(
+        pa.array(np.isin(example_rows, rows)))
     loss = np.concatenate([losses[int(r)] for r in rows]) if len(rows) else np.zeros(0, np.float32)
-    table = table.filter(pa.array(keep)).append_column("loss", pa.array(loss.astype(np.float32)))
+    table = table.append_column("loss", pa.array(loss.astype(np.float32)))
     write_parquet(args.out, table)
     log.info("scored %d tokens of %d examples in %.0f s with %s: mean CE %.4f",
              table.num_rows, len(rows), time.time() - start, args.model_dir, float(loss.mean()) if len(loss) else 0)
