@@ -58,6 +58,19 @@ def partition_input(wildcards):
     return f"results/{wildcards.model}/{wildcards.variant}/partition.parquet"
 
 
+def group_resources(group):
+    """The `resources:` of a rule group from the config; GPU-less jobs ask for no GPU at all."""
+    res = {k: v for k, v in config["resources"][group].items() if v not in (None, "")}
+    if not res.get("gpu"):
+        res.pop("gpu", None)
+        res.pop("gpu_model", None)
+    return res
+
+
+def group_threads(group):
+    return config["resources"][group]["cpus_per_task"]
+
+
 def score_shards(wildcards):
     """The shard tables gathered into one loss table; `scoring.shards` jobs score in parallel."""
     n = config["scoring"].get("shards", 1)

