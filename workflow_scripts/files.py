@@ -96,8 +96,16 @@ def setup_logging(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+def log_job_environment() -> None:
+    """Where this job runs: host, SLURM job and the GPUs it was given (for cluster debugging)."""
+    keys = ("SLURM_JOB_ID", "SLURM_JOB_NAME", "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES")
+    found = " ".join(f"{key}={os.environ[key]}" for key in keys if key in os.environ)
+    logging.getLogger("workflow").info("host %s %s", os.uname().nodename, found or "(not in a SLURM job)")
+
+
 def run_main(main, argv=None) -> None:
     """Run a stage's main(); an InputError ends the process with its message, not a traceback."""
+    log_job_environment()
     try:
         main(argv)
     except InputError as err:
