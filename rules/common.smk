@@ -67,6 +67,27 @@ def group_resources(group):
     return res
 
 
+def conda_env(group):
+    """For --use-conda: the CUDA environment for groups that get GPUs, else the CPU one."""
+    return "../envs/cuda.yaml" if config["resources"][group].get("gpu") else "../envs/cpu.yaml"
+
+
+def python_launcher(group):
+    """`python`, or `accelerate launch` with one process per GPU when a job gets several (DDP;
+    DeepSpeed ZeRO when multi_gpu.strategy says so: see distributed_options)."""
+    gpus = config["resources"][group].get("gpu", 0)
+    if gpus <= 1:
+        return "python"
+    return f"accelerate launch --multi_gpu --num_machines 1 --num_processes {gpus}"
+
+
+def distributed_options(group):
+    multi_gpu = config.get("multi_gpu", {})
+    if config["resources"][group].get("gpu", 0) > 1 and multi_gpu.get("strategy") == "deepspeed":
+        return cli_options({"deepspeed": multi_gpu.get("deepspeed_config", "envs/deepspeed_zero2.json")})
+    return ""
+
+
 def group_threads(group):
     return config["resources"][group]["cpus_per_task"]
 

@@ -29,6 +29,8 @@ rule base_model:
         dtype=config["model"].get("dtype", "float32"),
         remote=cli_options({"trust_remote_code": config["model"].get("trust_remote_code", False)}),
     threads: group_threads("convert")
+    conda:
+        conda_env("convert")
     resources:
         **group_resources("convert"),
     shell:
@@ -52,6 +54,8 @@ rule prepare_data:
         sizes=cli_options({k: config["data"].get(k) for k in
                            ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed")}),
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
@@ -71,6 +75,8 @@ rule split:
     params:
         options=cli_options({k: config["split"].get(k) for k in ("reference_size", "train_size", "seed")}),
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
@@ -89,6 +95,8 @@ rule tokenize:
     params:
         max_seq_length=config["tokenize"]["max_seq_length"],
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:

@@ -14,6 +14,8 @@ rule evaluate:
         batch_size=config["eval"].get("batch_size", 8),
         dtype=config["eval"].get("dtype", "float32"),
     threads: group_threads("evaluate")
+    conda:
+        conda_env("evaluate")
     resources:
         **group_resources("evaluate"),
     shell:

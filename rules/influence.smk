@@ -12,6 +12,8 @@ rule score_shard:
     params:
         options=cli_options({k: v for k, v in config["scoring"].items() if k != "shards"}),
     threads: group_threads("score")
+    conda:
+        conda_env("score")
     resources:
         **group_resources("score"),
     shell:
@@ -29,6 +31,8 @@ rule score_tokens:
     log:
         "logs/{model}/score_tokens/{scorer}.log",
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
@@ -46,6 +50,8 @@ rule influence:
     log:
         "logs/{model}/influence.log",
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
@@ -64,6 +70,8 @@ rule partition:
     params:
         scope=config["partition"].get("scope", "global"),
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:

@@ -11,10 +11,14 @@ rule train_reference:
         "logs/{model}/train_reference.log",
     params:
         options=training_options(config["reference"].get("seed", 0)),
+        launch=python_launcher("train"),
+        distributed=distributed_options("train"),
         work_dir="results/{model}/.trainer/reference",
     threads: group_threads("train")
+    conda:
+        conda_env("train")
     resources:
         **group_resources("train"),
     shell:
-        "python -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
-        "--out {output:q} --work-dir {params.work_dir:q} {params.options} --threads {threads} > {log:q} 2>&1"
+        "{params.launch} -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
+        "--out {output:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} --threads {threads} > {log:q} 2>&1"

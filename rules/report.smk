@@ -10,6 +10,8 @@ rule summary:
     log:
         "logs/summary.log",
     threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:

@@ -19,12 +19,12 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_causal_lm(model_dir: str, dtype: str = "float32", trust_remote_code: bool = False):
+def load_causal_lm(model_dir: str, dtype: str = "float32", trust_remote_code: bool = False, place: bool = True):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
-    return model.to(device())
+    return model.to(device()) if place else model
 
 
 def pad_batch(rows: list[dict], pad_id: int, columns: dict[str, int]) -> dict[str, torch.Tensor]:

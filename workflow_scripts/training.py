@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 1
     dtype: str = "float32"
     bf16: bool = False
+    deepspeed: str = ""  # a DeepSpeed config file, for multi-GPU jobs under `accelerate launch`
 
 
 class TokenDataset(torch.utils.data.Dataset):
@@ -147,7 +148,7 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     from peft import LoraConfig, get_peft_model
 
     set_seed(config.seed)  # the LoRA initialisation, identical across methods for one seed
-    model = load_causal_lm(model_dir, config.dtype)
+    model = load_causal_lm(model_dir, config.dtype, place=False)  # Trainer puts it on this rank's device
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
@@ -166,6 +167,7 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
         seed=config.seed,
         data_seed=config.seed,  # same data order for every method of one seed
         bf16=config.bf16,
+        deepspeed=config.deepspeed or None,
         use_cpu=not torch.cuda.is_available(),
         save_strategy="no",
         report_to=[],
@@ -183,6 +185,8 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     log.info("trained %s for %d steps in %.0f s (final train loss %.4f)", objective.method,
              trainer.state.global_step, time.time() - start, result.training_loss)
 
+    if not trainer.is_world_process_zero():
+        return {}  # under DDP, one process writes the checkpoint
     merged = trainer.model.merge_and_unload()
     with atomic_path(out_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
