@@ -35,7 +35,7 @@ def snakemake(workdir, *args):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-         "--profile", str(ROOT / "profiles" / "local"), "--cores", "2", *args],
+         "--profile", str(ROOT / "profiles" / "local"), "--cores", "2", *map(str, args)],
         capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -117,6 +117,7 @@ def test_second_run_is_a_no_op(workdir):
 
 
 def test_changing_rho_reruns_only_partition_and_downstream(workdir):
-    result = snakemake(workdir, "--dry-run", "--config", "rho=[0.5]")
+    (workdir / "rho.yaml").write_text("rho: [0.5]\n")
+    result = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "rho.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert planned_jobs(result) == {"partition": 1, "train_final": 2, "evaluate": 6, "summary": 1, "all": 1}
