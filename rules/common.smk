@@ -1,25 +1,37 @@
 # Path helpers and target lists shared by the rule files.
+import re
 import shlex
-import sys
 
 MODEL = config["model"]["name"]
-METHODS_WITH_RHO = ("ignore", "forget")
+METHODS = ("sft", "ignore", "forget", "random", "rho1", "self_evolving")
+LOSS_KINDS = ("ascent", "unlikelihood")
+SCHEDULES = ("linear", "constant", "cosine")
 
 # Every rule runs `python -m workflow_scripts.<stage>` from this repository, whatever the workdir.
 shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
+# A run's variant names what makes it different: rho, the partition (influence ranked globally,
+# per example, or random) and, for the forget loss, its kind and lambda schedule.
+VARIANT = r"all|rho[0-9.]+(-per_example|-random|-K\d+)?(-(ascent|unlikelihood)-(linear|constant|cosine))?"
+
 wildcard_constraints:
     model=r"[^/]+",
-    method=r"sft|ignore|forget",
-    variant=r"all|rho[0-9.]+",
+    method="|".join(METHODS),
+    variant=VARIANT,
+    partition=r"rho[0-9.]+(-per_example)?",
     seed=r"\d+",
     rho=r"[0-9.]+",
     split=r"reference|train",
     scorer=r"base|reference",
     task=r"[a-z0-9_]+",
-    run=r"base|(sft|ignore|forget)/(all|rho[0-9.]+)/seed\d+",
+    run=rf"base|({'|'.join(METHODS)})/({VARIANT})/seed\d+",
     shard=r"\d+",
     shards=r"\d+",
+    round=r"\d+",
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 def rho_label(rho):
@@ -27,14 +39,43 @@ def rho_label(rho):
     return f"{float(rho):g}"
 
 
+def method_variants(method):
+    """Every variant of a method in the config's grid."""
+    rhos = [f"rho{rho_label(r)}" for r in config["rho"]]
+    scopes = ["" if s == "global" else f"-{s}" for s in as_list(config["partition"].get("scope", "global"))]
+    objectives = [f"-{loss}-{schedule}" for loss in as_list(config["forget"].get("forget_loss", "ascent"))
+                  for schedule in as_list(config["forget"].get("lambda_schedule", "linear"))]
+    if method == "sft":
+        return ["all"]
+    if method == "rho1":
+        return rhos
+    if method == "ignore":
+        return [r + s for r in rhos for s in scopes]
+    if method == "forget":
+        return [r + s + o for r in rhos for s in scopes for o in objectives]
+    if method == "random":
+        return [r + "-random" + o for r in rhos for o in objectives]
+    if method == "self_evolving":
+        return [f"{r}-K{config['self_evolving']['rounds']}{o}" for r in rhos for o in objectives]
+    raise ValueError(f"unknown method {method!r}")
+
+
+def parse_variant(variant):
+    """'rho0.7-per_example-ascent-linear' -> {'rho': '0.7', 'scope': 'per_example', 'loss': ..., 'schedule': ...}"""
+    parts = variant.split("-")
+    return {
+        "rho": parts[0][3:] if parts[0].startswith("rho") else None,
+        "scope": next((p for p in parts if p in ("per_example", "random")), "global"),
+        "loss": next((p for p in parts if p in LOSS_KINDS), None),
+        "schedule": next((p for p in parts if p in SCHEDULES), None),
+        "rounds": next((int(p[1:]) for p in parts if re.fullmatch(r"K\d+", p)), None),
+    }
+
+
 def final_runs():
     """`{method}/{variant}/seed{seed}` for every trained checkpoint of the grid."""
-    runs = []
-    for seed in config["seeds"]:
-        for method in config["methods"]:
-            variants = [f"rho{rho_label(r)}" for r in config["rho"]] if method in METHODS_WITH_RHO else ["all"]
-            runs += [f"{method}/{variant}/seed{seed}" for variant in variants]
-    return runs
+    return [f"{method}/{variant}/seed{seed}" for seed in config["seeds"] for method in config["methods"]
+            for variant in method_variants(method)]
 
 
 def evaluated_runs():
@@ -49,13 +90,45 @@ def score_files():
 def checkpoint_dir(wildcards):
     if wildcards.run == "base":
         return f"resources/models/{wildcards.model}"
+    method, variant, _ = wildcards.run.split("/")
+    if method == "self_evolving":
+        return f"results/{wildcards.model}/{wildcards.run}/round{parse_variant(variant)['rounds']}/model"
     return f"results/{wildcards.model}/{wildcards.run}/model"
 
 
-def partition_input(wildcards):
-    if wildcards.method not in METHODS_WITH_RHO:
-        return []
-    return f"results/{wildcards.model}/{wildcards.variant}/partition.parquet"
+def self_evolving_inputs(wildcards):
+    """Round 1 learns from the base model against the reference checkpoint; round k > 1 both
+    starts from and is judged against the model of round k - 1."""
+    k = int(wildcards.round)
+    if k == 1:
+        return {"reference": f"results/{wildcards.model}/reference", "start": f"resources/models/{wildcards.model}"}
+    previous = f"results/{wildcards.model}/self_evolving/{wildcards.variant}/seed{wildcards.seed}/round{k - 1}/model"
+    return {"reference": previous, "start": previous}
+
+
+def final_training_inputs(wildcards):
+    """What a final training run reads besides the base model and its tokens."""
+    v = parse_variant(wildcards.variant)
+    if wildcards.method in ("ignore", "forget"):
+        scope = "" if v["scope"] == "global" else f"-{v['scope']}"
+        return {"partition": f"results/{wildcards.model}/rho{v['rho']}{scope}/partition.parquet"}
+    if wildcards.method == "random":
+        return {"partition": f"results/{wildcards.model}/rho{v['rho']}-random/seed{wildcards.seed}/partition.parquet"}
+    if wildcards.method == "rho1":
+        return {"reference_losses": f"results/{wildcards.model}/losses/reference.parquet"}
+    return {}
+
+
+def objective_options(wildcards, method=None):
+    """The objective's command-line options, from the method and its variant."""
+    v = parse_variant(wildcards.variant)
+    method = method or wildcards.method
+    if method in ("forget", "random", "self_evolving"):
+        return cli_options({"forget_loss": v["loss"], "lambda_schedule": v["schedule"],
+                            "t_min": config["forget"]["t_min"], "t_max": config["forget"]["t_max"]})
+    if method == "rho1":
+        return cli_options({"keep": v["rho"]})
+    return ""
 
 
 def group_resources(group):

@@ -63,17 +63,36 @@ rule partition:
     input:
         "results/{model}/influence.parquet",
     output:
-        parquet="results/{model}/rho{rho}/partition.parquet",
-        stats="results/{model}/rho{rho}/partition.json",
+        parquet="results/{model}/{partition}/partition.parquet",
+        stats="results/{model}/{partition}/partition.json",
     log:
-        "logs/{model}/partition_rho{rho}.log",
+        "logs/{model}/partition_{partition}.log",
     params:
-        scope=config["partition"].get("scope", "global"),
+        rho=lambda wc: parse_variant(wc.partition)["rho"],
+        scope=lambda wc: parse_variant(wc.partition)["scope"],
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.partition --influence {input:q} --rho {wildcards.rho} "
-        "--scope {params.scope:q} --out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.partition --influence {input:q} --rho {params.rho} --scope {params.scope} "
+        "--out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"
+
+
+rule random_partition:
+    input:
+        "results/{model}/tokens/train.parquet",
+    output:
+        parquet="results/{model}/rho{rho}-random/seed{seed}/partition.parquet",
+        stats="results/{model}/rho{rho}-random/seed{seed}/partition.json",
+    log:
+        "logs/{model}/partition_rho{rho}-random_seed{seed}.log",
+    threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
+    resources:
+        **group_resources("cpu"),
+    shell:
+        "python -m workflow_scripts.partition --tokens {input:q} --random-seed {wildcards.seed} --rho {wildcards.rho} "
+        "--out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"

@@ -86,3 +86,24 @@ def test_lambda_constant_and_cosine():
     assert lambda_at(10, 10, 0.0, 0.2, schedule="cosine") == pytest.approx(0.2)
     with pytest.raises(ValueError, match="unknown lambda schedule"):
         lambda_at(0, 10, 0, 1, schedule="step")
+
+
+def test_rho1_selective_loss_keeps_top_excess_tokens():
+    from workflow_scripts.losses import selective_loss_at
+
+    # V = 2. CE of the four response tokens: ln(4/3), ln 2, ln 4, ln 4.
+    logits = torch.zeros(1, 5, 2)
+    logits[0, 0] = torch.tensor([LN3, 0.0])   # predicts 0 with p 3/4
+    logits[0, 2] = torch.tensor([0.0, LN3])   # predicts 0 with p 1/4
+    logits[0, 3] = torch.tensor([LN3, 0.0])   # predicts 1 with p 1/4
+    labels = torch.tensor([[-100, 0, 0, 0, 1]])
+    response = labels != -100
+    reference = torch.tensor([[0.0, 0.0, 0.0, math.log(4), 0.0]])
+    # Excess = CE - reference CE: ln(4/3), ln 2, 0, ln 4 -> keep 50%: the 4th and the 2nd token.
+    positions = torch.arange(4)
+    loss, stats = selective_loss_at(logits[:, :4], positions, labels, response, reference, keep=0.5)
+    assert loss.item() == pytest.approx((math.log(4) + LN2) / 2, abs=1e-6)
+    assert stats["n_positive"] == 2 and stats["n_negative"] == 2
+    assert stats["negative_ce"] == pytest.approx((math.log(4 / 3) + math.log(4)) / 2, abs=1e-6)
+    loss, stats = selective_loss_at(logits[:, :4], positions, labels, response, reference, keep=0.1)
+    assert stats["n_positive"] == 1 and loss.item() == pytest.approx(math.log(4), abs=1e-6)

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from test_workflow import tiny_config
-from tiny import write_tiny_eval, write_tiny_pool
+from tiny import make_workdir
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RULES = {"train_reference", "score_shard", "train_final", "evaluate"}
@@ -42,6 +41,7 @@ def snakemake(workdir, *args, snakefile=ROOT / "Snakefile", timeout=1200):
 
 def slurm_config(tiny_model_dir, data_dir):
     config = tiny_config(tiny_model_dir, data_dir)
+    config.update(methods=["sft", "ignore", "forget"], rho=[0.7], seeds=[1])
     config["eval"]["tasks"] = ["boolq"]
     config["scoring"]["shards"] = 2
     small = {"mem_mb": 500, "runtime": 10, "cpus_per_task": 1}
@@ -52,13 +52,7 @@ def slurm_config(tiny_model_dir, data_dir):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, tiny_model_dir):
-    workdir = tmp_path_factory.mktemp("slurm")
-    data = workdir / "inputs"
-    data.mkdir()
-    write_tiny_pool(data / "pool.jsonl")
-    write_tiny_eval(data / "eval")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(slurm_config(tiny_model_dir, data)))
-    return workdir
+    return make_workdir(tmp_path_factory.mktemp("slurm"), lambda data: slurm_config(tiny_model_dir, data))
 
 
 def dry_run_resources(output: str) -> dict[str, list[str]]:

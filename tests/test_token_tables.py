@@ -102,3 +102,28 @@ def test_training_refuses_a_partition_of_other_data():
                      "positive": [True, False, False, True]})
     with pytest.raises(InputError, match=r"partition: column 'example_id' differs .* at token 3"):
         token_masks(tokens, part)
+
+
+def test_random_partition_has_the_influence_partition_counts():
+    from workflow_scripts.partition import random_partition
+
+    tokens = pa.table({"example_id": [f"e{i}" for i in range(40)],
+                       "input_ids": [[1, 2, 3, 4]] * 40, "labels": [[-100, 2, 3, 4]] * 40})
+    keys = response_tokens(tokens)
+    influence_part, influence_stats = partition(keys.append_column("influence", pa.array(np.arange(120.0))), 0.7)
+    random_part, stats = random_partition(tokens, 0.7, seed=1)
+    assert stats["n_positive"] == influence_stats["n_positive"] == 84
+    assert random_part.select(["example_id", "position"]).equals(influence_part.select(["example_id", "position"]))
+    assert random_partition(tokens, 0.7, seed=1)[0].equals(random_part)
+    assert not random_partition(tokens, 0.7, seed=2)[0].equals(random_part)
+
+
+def test_self_evolving_rounds_cover_the_training_split_once():
+    from workflow_scripts.self_evolving import chunk_rows
+
+    chunks = [chunk_rows(10, k, 3).tolist() for k in (1, 2, 3)]
+    assert chunks == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    with pytest.raises(InputError, match="round 4 is not in 1..3"):
+        chunk_rows(10, 4, 3)
+    with pytest.raises(InputError, match="5 rounds need at least 5 training examples, got 4"):
+        chunk_rows(4, 1, 5)

@@ -1,5 +1,6 @@
-"""The whole DAG on a tiny model: artifacts, exact influence, partition counts, distinct
-checkpoints, a no-op rerun, and a rho change that reruns only what depends on it."""
+"""The whole DAG on a tiny model over a grid of every method x two rho x two seeds: artifacts,
+exact influence, partition counts, distinct checkpoints, a no-op rerun, and a rho change that
+reruns only what depends on it."""
 import os
 import re
 import subprocess
@@ -12,11 +13,21 @@ import pytest
 import yaml
 from safetensors.numpy import load_file
 
-from tiny import write_tiny_eval, write_tiny_pool
+from tiny import make_workdir
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "tiny"
-RUNS = ["sft/all/seed1", "ignore/rho0.7/seed1", "forget/rho0.7/seed1"]
+RHOS = ["0.7", "0.5"]
+SEEDS = [1, 2]
+RUNS = [run for seed in SEEDS for run in [f"sft/all/seed{seed}"] + [
+    f"{method}/{variant}/seed{seed}" for rho in RHOS for method, variant in [
+        ("ignore", f"rho{rho}"), ("forget", f"rho{rho}-ascent-linear"), ("random", f"rho{rho}-random-ascent-linear"),
+        ("rho1", f"rho{rho}"), ("self_evolving", f"rho{rho}-K2-ascent-linear")]]]
+
+
+def checkpoint(run):
+    """Where a run's merged model lies (self_evolving: its last round)."""
+    return f"{run}/round2/model" if run.startswith("self_evolving") else f"{run}/model"
 TASKS = ["boolq", "asdiv", "logiqa"]
 
 
@@ -28,6 +39,10 @@ def tiny_config(tiny_model_dir, data_dir):
     config["tokenize"] = {"max_seq_length": 64}
     config["training"].update(lora_r=4, lora_alpha=8, learning_rate=5e-2, batch_size=4)
     config["eval"] = {"tasks": TASKS, "limit": {}, "batch_size": 4}
+    config.update(methods=["sft", "ignore", "forget", "random", "rho1", "self_evolving"],
+                  rho=[float(r) for r in RHOS], seeds=SEEDS, self_evolving={"rounds": 2})
+    # One thread per job: two small jobs at a time on two cores.
+    config["resources"] = {group: {**res, "cpus_per_task": 1} for group, res in config["resources"].items()}
     return config
 
 
@@ -47,12 +62,7 @@ def planned_jobs(result) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, tiny_model_dir):
-    workdir = tmp_path_factory.mktemp("workflow")
-    data = workdir / "inputs"
-    data.mkdir()
-    write_tiny_pool(data / "pool.jsonl")
-    write_tiny_eval(data / "eval")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(tiny_model_dir, data)))
+    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), lambda data: tiny_config(tiny_model_dir, data))
     result = snakemake(workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir
@@ -65,8 +75,10 @@ def test_every_artifact_exists(workdir):
         *[f"data/eval/{t}.jsonl" for t in TASKS],
         f"{MODEL}/tokens/reference.parquet", f"{MODEL}/tokens/train.parquet",
         f"{MODEL}/reference/model.safetensors", f"{MODEL}/losses/base.parquet", f"{MODEL}/losses/reference.parquet",
-        f"{MODEL}/influence.parquet", f"{MODEL}/rho0.7/partition.parquet", f"{MODEL}/rho0.7/partition.json",
-        *[f"{MODEL}/{run}/model/model.safetensors" for run in RUNS],
+        f"{MODEL}/influence.parquet", f"{MODEL}/rho0.7/partition.parquet", f"{MODEL}/rho0.5/partition.json",
+        f"{MODEL}/rho0.5-random/seed2/partition.parquet",
+        *[f"{MODEL}/{checkpoint(run)}/model.safetensors" for run in RUNS],
+        f"{MODEL}/self_evolving/rho0.5-K2-ascent-linear/seed2/round1/partition.parquet",
         *[f"{MODEL}/{run}/scores/{t}.json" for run in ["base", *RUNS] for t in TASKS],
         "summary.csv", "summary.md",
     ]
@@ -88,26 +100,30 @@ def test_influence_is_exactly_base_minus_reference(workdir):
     assert influence["influence"].type == base["loss"].type  # float32 throughout
 
 
-def test_positive_count_is_round_rho_n(workdir):
-    part = pq.read_table(workdir / "results" / MODEL / "rho0.7/partition.parquet")
+@pytest.mark.parametrize("partition", ["rho0.7", "rho0.5", "rho0.7-random/seed1", "rho0.5-random/seed2"])
+def test_positive_count_is_round_rho_n(workdir, partition):
+    part = pq.read_table(workdir / "results" / MODEL / partition / "partition.parquet")
     n_positive = int(np.sum(part["positive"].to_numpy(zero_copy_only=False)))
-    assert n_positive == round(0.7 * part.num_rows)
+    assert n_positive == round(float(partition[3:6]) * part.num_rows)
 
 
 def test_methods_give_different_checkpoints(workdir):
-    weights = [load_file(workdir / "results" / MODEL / run / "model/model.safetensors") for run in RUNS]
+    weights = [load_file(workdir / "results" / MODEL / checkpoint(run) / "model.safetensors") for run in RUNS]
     base = load_file(workdir / f"resources/models/{MODEL}/model.safetensors")
     for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"]:
         tensors = [base[name]] + [w[name] for w in weights]
         for i in range(len(tensors)):
             for j in range(i + 1, len(tensors)):
-                assert not np.array_equal(tensors[i], tensors[j]), (name, i, j)
+                assert not np.array_equal(tensors[i], tensors[j]), (name, (["base"] + RUNS)[i], (["base"] + RUNS)[j])
 
 
 def test_summary_has_a_row_per_checkpoint(workdir):
     lines = (workdir / "results/summary.csv").read_text().splitlines()
     assert lines[0] == "model,method,variant,seed,asdiv_acc,boolq_acc,logiqa_acc_norm,mean"
-    assert [line.split(",")[1] for line in lines[1:]] == ["base", "sft", "ignore", "forget"]
+    rows = [tuple(line.split(",")[1:4]) for line in lines[1:]]
+    assert len(rows) == len(set(rows)) == 1 + len(RUNS)
+    assert sorted(rows) == sorted([("base", "", "")] + [tuple(run.split("/")[:2]) + (run[-1],) for run in RUNS])
+    assert [row[0] for row in rows][:2] == ["base", "sft"]
 
 
 def test_second_run_is_a_no_op(workdir):
@@ -117,7 +133,10 @@ def test_second_run_is_a_no_op(workdir):
 
 
 def test_changing_rho_reruns_only_partition_and_downstream(workdir):
-    (workdir / "rho.yaml").write_text("rho: [0.5]\n")
+    (workdir / "rho.yaml").write_text("rho: [0.7, 0.3]\n")
     result = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "rho.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert planned_jobs(result) == {"partition": 1, "train_final": 2, "evaluate": 6, "summary": 1, "all": 1}
+    # rho 0.3, two seeds: ignore, forget, random, rho1 retrained, self_evolving's two rounds too;
+    # sft and everything of rho 0.7 untouched.
+    assert planned_jobs(result) == {"partition": 1, "random_partition": 2, "train_final": 8,
+                                    "self_evolving_round": 4, "evaluate": 30, "summary": 1, "all": 1}

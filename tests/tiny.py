@@ -73,3 +73,15 @@ def write_tiny_eval(directory: str | Path) -> Path:
         with open(directory / f"{task}.jsonl", "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in task_rows)
     return directory
+
+
+def make_workdir(workdir: Path, config_for) -> Path:
+    """A workflow directory holding the tiny pool, the eval sets and config.yaml = config_for(inputs dir)."""
+    import yaml
+
+    data = workdir / "inputs"
+    data.mkdir(parents=True)
+    write_tiny_pool(data / "pool.jsonl")
+    write_tiny_eval(data / "eval")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config_for(data)))
+    return workdir

@@ -82,6 +82,27 @@ def forgetting_loss(logits, labels, positive_mask, negative_mask, lam, kind="asc
     return forgetting_loss_at(logits[:, :-1], positions, labels, positive_mask, negative_mask, lam, kind)
 
 
+def selective_loss_at(logits, positions, labels, response_mask, reference_loss, keep: float):
+    """Rho-1 selective language modelling: CE on the top `keep` fraction of the batch's response
+    tokens ranked by excess loss (current CE - reference CE), the rest ignored.
+
+    `reference_loss` [B, T] holds each token's CE under the reference model (aligned with labels).
+    Exactly round(keep * n) tokens are kept (at least one when n > 0); ties go to the earlier token.
+    """
+    ce, select = token_ce_at(logits, positions, labels)
+    response = select(response_mask)
+    excess = ce.detach() - select(reference_loss).float()
+    excess = torch.where(response, excess, torch.full_like(excess, -torch.inf))
+    n = int(response.sum())
+    k = max(1, int(round(keep * n))) if n else 0
+    chosen = torch.zeros_like(response)
+    chosen[torch.argsort(-excess, stable=True)[:k]] = True
+    loss = _masked_mean(ce, chosen)
+    stats = {"positive_ce": loss.item(), "negative_ce": _masked_mean(ce, response & ~chosen).item(),
+             "n_positive": k, "n_negative": n - k, "lambda": 0.0}
+    return loss, stats
+
+
 def lambda_at(step: int, total_steps: int, t_min: float, t_max: float, schedule: str = "linear") -> float:
     """Weight of the negative term at `step` (0-based) of `total_steps`.
 

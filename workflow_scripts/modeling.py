@@ -27,15 +27,16 @@ def load_causal_lm(model_dir: str, dtype: str = "float32", trust_remote_code: bo
     return model.to(device()) if place else model
 
 
-def pad_batch(rows: list[dict], pad_id: int, columns: dict[str, int]) -> dict[str, torch.Tensor]:
+def pad_batch(rows: list[dict], pad_id: int, columns: dict[str, int | float]) -> dict[str, torch.Tensor]:
     """Right-pad list columns to the longest row of this batch (not to max_seq_length).
 
-    `columns` maps a column name to its padding value; adds `attention_mask`.
+    `columns` maps a column name to its padding value (a float value makes a float32 column);
+    adds `attention_mask`.
     """
     width = max(len(row["input_ids"]) for row in rows)
     batch = {}
     for name, fill in {"input_ids": pad_id, **columns}.items():
-        out = np.full((len(rows), width), fill, dtype=np.int64)
+        out = np.full((len(rows), width), fill, dtype=np.float32 if isinstance(fill, float) else np.int64)
         for i, row in enumerate(rows):
             out[i, : len(row[name])] = row[name]
         batch[name] = torch.from_numpy(out)

@@ -5,6 +5,9 @@ influence table's order, and partition.json (threshold, counts). `--scope global
 ranks all tokens of the data set together; `per_example` takes the top rho of each example.
 Ties are broken by table order, so the result is deterministic. Exactly round(rho * N) tokens
 are positive (per example: round(rho * n_i)).
+
+`--random-seed S --tokens T` instead draws round(rho * N) positive tokens of the tokenized data
+uniformly at random (seeded): the control that asks whether the influence score matters.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
-from workflow_scripts.token_table import read_table
+from workflow_scripts.token_table import read_table, response_tokens
 
 log = setup_logging("partition")
 
@@ -40,9 +43,26 @@ def per_example_top(influence: np.ndarray, groups: np.ndarray, rho: float) -> np
     return positive
 
 
-def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Table, dict]:
+def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table, dict]:
+    """round(rho * N) of the response tokens positive, chosen uniformly at random."""
+    check_rho(rho)
+    keys = response_tokens(tokens)
+    n = keys.num_rows
+    positive = np.zeros(n, dtype=bool)
+    positive[np.random.default_rng(seed).permutation(n)[: int(round(rho * n))]] = True
+    out = pa.table({"example_id": keys["example_id"], "position": keys["position"], "positive": pa.array(positive)})
+    stats = {"rho": rho, "scope": "random", "seed": seed, "n_tokens": n,
+             "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()), "threshold": None}
+    return out, stats
+
+
+def check_rho(rho: float) -> None:
     if not 0 < rho <= 1:
         raise InputError(f"rho must be in (0, 1], got {rho}")
+
+
+def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Table, dict]:
+    check_rho(rho)
     influence = table["influence"].to_numpy(zero_copy_only=False)
     if np.isnan(influence).any():
         raise InputError(f"influence table has {int(np.isnan(influence).sum())} NaN values")
@@ -73,18 +93,24 @@ def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Ta
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--influence", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--influence", help="influence Parquet: partition by influence")
+    source.add_argument("--tokens", help="tokenized training split: random partition (with --random-seed)")
+    parser.add_argument("--random-seed", type=int, default=0)
     parser.add_argument("--rho", type=float, required=True)
     parser.add_argument("--scope", default="global", choices=["global", "per_example"])
     parser.add_argument("--out", required=True, help="partition Parquet")
     parser.add_argument("--out-stats", required=True, help="partition JSON")
     args = parser.parse_args(argv)
 
-    out, stats = partition(read_table(args.influence), args.rho, args.scope)
+    if args.tokens:
+        out, stats = random_partition(read_table(args.tokens), args.rho, args.random_seed)
+    else:
+        out, stats = partition(read_table(args.influence), args.rho, args.scope)
     write_parquet(args.out, out)
     write_json(args.out_stats, stats)
     log.info("rho %.3f (%s): %d positive, %d negative of %d tokens; threshold %s",
-             args.rho, args.scope, stats["n_positive"], stats["n_negative"], stats["n_tokens"], stats["threshold"])
+             args.rho, stats["scope"], stats["n_positive"], stats["n_negative"], stats["n_tokens"], stats["threshold"])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import torch
 from tqdm import tqdm
 
@@ -54,6 +55,20 @@ def score(model, tokens: pa.Table, rows: np.ndarray, max_batch_tokens: int, pad_
         progress.update(int(lengths[batch_index].sum()))
     progress.close()
     return losses
+
+
+def loss_table(model_dir: str, tokens: pa.Table, rows: np.ndarray | None = None, max_batch_tokens: int = 4096,
+               dtype: str = "float32") -> pa.Table:
+    """example_id, position, token_id, loss for the response tokens of `rows` (default: all), file order."""
+    rows = np.arange(tokens.num_rows) if rows is None else rows
+    model = load_causal_lm(model_dir, dtype).eval()
+    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    losses = score(model, tokens, rows, max_batch_tokens, pad_id)
+    example_rows, _, _ = response_index(tokens)
+    table = response_tokens(tokens).select(["example_id", "position", "token_id"]).filter(
+        pa.array(np.isin(example_rows, rows)))
+    loss = np.concatenate([losses[int(r)] for r in rows]) if len(rows) else np.zeros(0, np.float32)
+    return table.append_column("loss", pa.array(loss.astype(np.float32)))
 
 
 def shard_rows(n_rows: int, shard: int, num_shards: int) -> np.ndarray:
@@ -97,19 +112,11 @@ def main(argv=None):
 
     set_threads(args.threads)
     rows = shard_rows(tokens.num_rows, args.shard, args.num_shards)
-    model = load_causal_lm(args.model_dir, args.dtype).eval()
-    pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     start = time.time()
-    losses = score(model, tokens, rows, args.max_batch_tokens, pad_id)
-
-    example_rows, _, _ = response_index(tokens)
-    table = response_tokens(tokens).select(["example_id", "position", "token_id"]).filter(
-        pa.array(np.isin(example_rows, rows)))
-    loss = np.concatenate([losses[int(r)] for r in rows]) if len(rows) else np.zeros(0, np.float32)
-    table = table.append_column("loss", pa.array(loss.astype(np.float32)))
+    table = loss_table(args.model_dir, tokens, rows, args.max_batch_tokens, args.dtype)
     write_parquet(args.out, table)
-    log.info("scored %d tokens of %d examples in %.0f s with %s: mean CE %.4f",
-             table.num_rows, len(rows), time.time() - start, args.model_dir, float(loss.mean()) if len(loss) else 0)
+    log.info("scored %d tokens of %d examples in %.0f s with %s: mean CE %.4f", table.num_rows, len(rows),
+             time.time() - start, args.model_dir, pa.compute.mean(table["loss"]).as_py() or 0.0)
 
 
 if __name__ == "__main__":

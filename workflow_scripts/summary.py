@@ -15,7 +15,7 @@ from workflow_scripts.files import InputError, atomic_path, run_main, setup_logg
 
 log = setup_logging("summary")
 
-METHOD_ORDER = {"base": 0, "sft": 1, "ignore": 2, "forget": 3}
+METHOD_ORDER = {"base": 0, "sft": 1, "ignore": 2, "forget": 3, "random": 4, "rho1": 5, "self_evolving": 6}
 
 
 def describe(path: Path, results: Path) -> dict:

@@ -62,24 +62,35 @@ def check_same_tokens(expected: pa.Table, actual: pa.Table, what: str, columns=(
                 "was it made from another tokenization or data split?")
 
 
+def token_column(tokens: pa.Table, table: pa.Table | None, column: str | None, what: str, fill=0) -> pa.ListArray:
+    """A per-token value from a token table (one row per response token, file order) spread into
+    per-example lists aligned with `labels`; `fill` elsewhere. Without a table: True on every
+    response token (the mask of plain SFT)."""
+    offsets, labels = _flat(tokens, "labels")
+    _, _, flat_index = response_index(tokens)
+    if table is None:
+        flat = np.zeros(len(labels), dtype=bool)
+        flat[flat_index] = True
+    else:
+        check_same_tokens(response_tokens(tokens), table, what)
+        values = table[column].to_numpy(zero_copy_only=False)
+        flat = np.full(len(labels), fill, dtype=values.dtype)
+        flat[flat_index] = values
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))
+
+
 def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array, pa.Array]:
     """Per-example boolean lists aligned with `labels`: (positive, negative).
 
     Without a partition every response token is positive (plain SFT).
     """
-    offsets, labels = _flat(tokens, "labels")
-    _, _, flat_index = response_index(tokens)
-    positive = np.zeros(len(labels), dtype=bool)
-    negative = np.zeros(len(labels), dtype=bool)
     if partition is None:
-        positive[flat_index] = True
-    else:
-        check_same_tokens(response_tokens(tokens), partition, "partition")
-        is_positive = partition["positive"].to_numpy(zero_copy_only=False).astype(bool)
-        positive[flat_index[is_positive]] = True
-        negative[flat_index[~is_positive]] = True
-    as_lists = lambda flat: pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))  # noqa: E731
-    return as_lists(positive), as_lists(negative)
+        positive = token_column(tokens, None, None, "sft")
+        return positive, pa.ListArray.from_arrays(positive.offsets, pa.array(np.zeros(len(positive.values), bool)))
+    positive = token_column(tokens, partition, "positive", "partition", fill=False)
+    is_response = token_column(tokens, None, None, "response").values.to_numpy(zero_copy_only=False)
+    negative = is_response & ~positive.values.to_numpy(zero_copy_only=False)
+    return positive, pa.ListArray.from_arrays(positive.offsets, pa.array(negative))
 
 
 def read_table(path: str, columns=None) -> pa.Table:

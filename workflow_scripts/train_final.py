@@ -1,7 +1,8 @@
 """Final training on the training split for one method, rho and seed; LoRA merged.
 
 Methods: `sft` (every response token), `ignore` (positive tokens only), `forget`
-(positive tokens learnt, negative tokens forgotten with weight lambda(step)).
+(positive tokens learnt, negative tokens forgotten with weight lambda(step)), `random` (forget
+with a random partition), `rho1` (the batch's top-rho tokens by excess loss over the reference).
 Output: results/{model}/{method}/{variant}/seed{seed}/model/.
 """
 from __future__ import annotations
@@ -14,14 +15,17 @@ from workflow_scripts.modeling import set_threads
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import Objective, add_train_arguments, train, train_config_from_args
 
-METHODS = ("sft", "ignore", "forget")
+METHODS = ("sft", "ignore", "forget", "random", "rho1")
+NEEDS_PARTITION = ("ignore", "forget", "random")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", required=True, help="base model directory")
     parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
-    parser.add_argument("--partition", default=None, help="partition Parquet (not used by sft)")
+    parser.add_argument("--partition", default=None, help="partition Parquet (ignore, forget, random)")
+    parser.add_argument("--reference-losses", default=None, help="reference token losses (rho1)")
+    parser.add_argument("--keep", type=float, default=1.0, help="rho1: fraction of each batch's tokens learnt")
     parser.add_argument("--method", required=True, choices=METHODS)
     parser.add_argument("--t-min", type=float, default=1e-5, help="lambda at the first step")
     parser.add_argument("--t-max", type=float, default=0.25, help="lambda at the last step")
@@ -33,13 +37,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
-    if args.method != "sft" and not args.partition:
+    if args.method in NEEDS_PARTITION and not args.partition:
         raise InputError(f"method {args.method!r} needs --partition")
-    partition = read_table(args.partition) if args.method != "sft" else None
+    if args.method == "rho1" and not args.reference_losses:
+        raise InputError("method 'rho1' needs --reference-losses")
+    partition = read_table(args.partition) if args.method in NEEDS_PARTITION else None
+    reference_losses = read_table(args.reference_losses) if args.method == "rho1" else None
     objective = Objective(method=args.method, t_min=args.t_min, t_max=args.t_max,
-                          schedule=args.lambda_schedule, kind=args.forget_loss)
+                          schedule=args.lambda_schedule, kind=args.forget_loss, keep=args.keep)
     train(args.model_dir, read_table(args.tokens), partition, objective,
-          train_config_from_args(args), args.out, args.work_dir)
+          train_config_from_args(args), args.out, args.work_dir, reference_losses)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """LoRA training with the Forgetting objective on `transformers.Trainer`; used by every training rule.
 
-One objective covers all methods; what differs is the masks that travel with each batch:
+Every method trains with the same optimiser, schedule, steps and data order for a seed; what
+differs is the objective and the per-token columns that travel with each batch:
 - sft / the reference model: every response token positive, no negatives;
 - ignore: the partition's positive tokens only (negatives dropped);
-- forget: positives learnt, negatives forgotten with weight lambda(step).
-The masks are columns of the training data (built once, vectorised, from the partition
-Parquet) and are padded with the batch like the labels.
+- forget: positives learnt, negatives forgotten with weight lambda(step);
+- random: forget with a random partition of the same size (control for the influence score);
+- rho1: CE on the batch's top-rho tokens by excess loss over the reference model (Rho-1).
+The columns are built once, vectorised, from the partition or loss Parquet, and are padded with
+the batch like the labels.
 """
 from __future__ import annotations
 
@@ -20,13 +23,13 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from workflow_scripts.files import atomic_path, setup_logging
-from workflow_scripts.losses import forgetting_loss_at, lambda_at, next_token_positions
+from workflow_scripts.losses import forgetting_loss_at, lambda_at, next_token_positions, selective_loss_at
 from workflow_scripts.modeling import load_causal_lm, pad_batch
-from workflow_scripts.token_table import IGNORE_INDEX, token_masks
+from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
 
 log = setup_logging("training")
 
-METHODS_WITH_NEGATIVES = ("forget",)
+METHODS_WITH_NEGATIVES = ("forget", "random")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Objective:
     t_max: float = 0.25
     schedule: str = "linear"
     kind: str = "ascent"
+    keep: float = 1.0  # rho1: the fraction of each batch's tokens learnt
 
     def lam(self, step: int, total_steps: int) -> float:
         if self.method not in METHODS_WITH_NEGATIVES:
@@ -66,14 +70,18 @@ class TrainConfig:
 
 
 class TokenDataset(torch.utils.data.Dataset):
-    """Examples as slices of flat numpy arrays: input_ids, labels, positive, negative."""
+    """Examples as slices of flat numpy arrays: input_ids, labels, positive, negative and, for
+    rho1, reference_loss."""
 
-    def __init__(self, tokens: pa.Table, partition: pa.Table | None, method: str):
+    def __init__(self, tokens: pa.Table, partition: pa.Table | None, method: str,
+                 reference_losses: pa.Table | None = None):
         positive, negative = token_masks(tokens, partition)
         if method not in METHODS_WITH_NEGATIVES:
             negative = pa.ListArray.from_arrays(negative.offsets, pa.array(np.zeros(len(negative.values), bool)))
         columns = {"input_ids": tokens["input_ids"].combine_chunks(), "labels": tokens["labels"].combine_chunks(),
                    "positive": positive, "negative": negative}
+        if reference_losses is not None:
+            columns["reference_loss"] = token_column(tokens, reference_losses, "loss", "reference losses", fill=0.0)
         offsets = columns["input_ids"].offsets.to_numpy()
         self.offsets = offsets - offsets[0]
         self.columns = {name: np.asarray(array.flatten().to_numpy(zero_copy_only=False)) for name, array in columns.items()}
@@ -91,7 +99,10 @@ class MaskCollator:
         self.pad_id = pad_id
 
     def __call__(self, rows):
-        batch = pad_batch(rows, self.pad_id, {"labels": IGNORE_INDEX, "positive": 0, "negative": 0})
+        columns = {"labels": IGNORE_INDEX, "positive": 0, "negative": 0}
+        if "reference_loss" in rows[0]:
+            columns["reference_loss"] = 0.0
+        batch = pad_batch(rows, self.pad_id, columns)
         batch["positive"], batch["negative"] = batch["positive"].bool(), batch["negative"].bool()
         return batch
 
@@ -110,9 +121,13 @@ class ForgettingTrainer(Trainer):
         positions = next_token_positions(labels)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                         logits_to_keep=positions)
-        lam = self.objective.lam(self.state.global_step, self.state.max_steps)
-        loss, stats = forgetting_loss_at(outputs.logits, positions, labels, inputs["positive"],
-                                         inputs["negative"], lam, self.objective.kind)
+        if self.objective.method == "rho1":
+            loss, stats = selective_loss_at(outputs.logits, positions, labels, inputs["positive"],
+                                            inputs["reference_loss"], self.objective.keep)
+        else:
+            lam = self.objective.lam(self.state.global_step, self.state.max_steps)
+            loss, stats = forgetting_loss_at(outputs.logits, positions, labels, inputs["positive"],
+                                             inputs["negative"], lam, self.objective.kind)
         self._stats.append(stats)
         return (loss, outputs) if return_outputs else loss
 
@@ -143,7 +158,7 @@ def train_config_from_args(args) -> TrainConfig:
 
 
 def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
-          config: TrainConfig, out_dir: str, work_dir: str) -> dict:
+          config: TrainConfig, out_dir: str, work_dir: str, reference_losses: pa.Table | None = None) -> dict:
     """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir`."""
     from peft import LoraConfig, get_peft_model
 
@@ -152,7 +167,7 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
-    dataset = TokenDataset(tokens, partition, objective.method)
+    dataset = TokenDataset(tokens, partition, objective.method, reference_losses)
     args = TrainingArguments(
         output_dir=work_dir,
         per_device_train_batch_size=config.batch_size,

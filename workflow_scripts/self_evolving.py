@@ -1,0 +1,80 @@
+"""One round of Token Cleaning's self-evolving reference (arXiv 2502.01968), with the forget loss.
+
+The training split is cut into K contiguous chunks. Round k scores chunk k under the base model
+and a reference (the original reference checkpoint for round 1, the model trained through round
+k - 1 after that), partitions its tokens by influence (global top rho within the chunk) and
+trains, from the previous round's model (the base model for round 1), with the forget loss.
+The last round's model is the method's checkpoint.
+
+Output directory (one per round): model/ (merged checkpoint), influence.parquet, partition.parquet,
+partition.json.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
+from workflow_scripts.influence import influence_table
+from workflow_scripts.losses import LOSS_KINDS, SCHEDULES
+from workflow_scripts.modeling import set_threads
+from workflow_scripts.partition import partition
+from workflow_scripts.score_tokens import loss_table
+from workflow_scripts.token_table import read_table
+from workflow_scripts.training import Objective, add_train_arguments, train, train_config_from_args
+
+log = setup_logging("self_evolving")
+
+
+def chunk_rows(n_rows: int, round_: int, rounds: int) -> np.ndarray:
+    if not 1 <= round_ <= rounds:
+        raise InputError(f"round {round_} is not in 1..{rounds}")
+    if rounds > n_rows:
+        raise InputError(f"{rounds} rounds need at least {rounds} training examples, got {n_rows}")
+    return np.array_split(np.arange(n_rows), rounds)[round_ - 1]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base-model", required=True, help="base model directory (influence = base - reference)")
+    parser.add_argument("--reference", required=True, help="this round's reference model directory")
+    parser.add_argument("--start-model", required=True, help="the model this round trains from")
+    parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
+    parser.add_argument("--round", type=int, required=True, help="1-based round")
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--rho", type=float, required=True)
+    parser.add_argument("--t-min", type=float, default=1e-5)
+    parser.add_argument("--t-max", type=float, default=0.25)
+    parser.add_argument("--lambda-schedule", default="linear", choices=SCHEDULES)
+    parser.add_argument("--forget-loss", default="ascent", choices=LOSS_KINDS)
+    parser.add_argument("--max-batch-tokens", type=int, default=4096)
+    parser.add_argument("--out", required=True, help="round directory")
+    parser.add_argument("--work-dir", required=True)
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+
+    tokens = read_table(args.tokens)
+    chunk = tokens.take(chunk_rows(tokens.num_rows, args.round, args.rounds))
+    log.info("round %d/%d: %d examples; reference %s, training from %s",
+             args.round, args.rounds, chunk.num_rows, args.reference, args.start_model)
+    base = loss_table(args.base_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
+    reference = loss_table(args.reference, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
+    influence = influence_table(chunk, base, reference)
+    positive, stats = partition(influence, args.rho)
+    out = Path(args.out)
+    write_parquet(out / "influence.parquet", influence)
+    write_parquet(out / "partition.parquet", positive)
+    write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
+    log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
+
+    objective = Objective(method="forget", t_min=args.t_min, t_max=args.t_max,
+                          schedule=args.lambda_schedule, kind=args.forget_loss)
+    train(args.start_model, chunk, positive, objective, train_config_from_args(args), str(out / "model"),
+          args.work_dir)
+
+
+if __name__ == "__main__":
+    run_main(main)
