@@ -31,18 +31,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_json  # noqa: E402
+from workflow_scripts.prepare_data import check_eval_record  # noqa: E402
 
 TASKS_DIR = Path(__file__).resolve().parent / "eval_tasks"
 
 # The number each task reports as its score (the summary imports this).
 HEADLINE_METRIC = {"boolq": "acc", "asdiv": "acc", "logiqa": "acc_norm"}
-
-# Fields each data row must carry, with the types the prompt templates expect.
-REQUIRED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "boolq": {"passage": (str,), "question": (str,), "label": (int, bool)},
-    "asdiv": {"body": (str,), "question": (str,), "answer": (str,)},
-    "logiqa": {"context": (str,), "question": (str,), "options": (list,), "label": (int,)},
-}
 
 NUM_FEWSHOT = 0
 FILTER_SUFFIX = ",none"
@@ -58,24 +52,16 @@ def check_task(task: str) -> None:
 
 
 def check_data(task: str, data: str | os.PathLike) -> int:
-    """Validate the eval JSONL for `task`; return its number of rows."""
+    """Validate the eval JSONL for `task` (the rules of prepare_data); return its number of rows."""
     path = Path(data)
     if not path.is_file():
         raise InputError(f"{path}: eval data file for task {task!r} not found")
     rows = 0
     for lineno, record in read_jsonl(path):
-        for field, types in REQUIRED_FIELDS[task].items():
-            if field not in record:
-                raise InputError(f"{path}:{lineno}: {task} row {record.get('id', '?')!r} has no field {field!r}")
-            if not isinstance(record[field], types):
-                raise InputError(f"{path}:{lineno}: {task} row {record.get('id', '?')!r}: field {field!r} should be "
-                                 f"{'/'.join(t.__name__ for t in types)}, got {type(record[field]).__name__}")
-        if task == "boolq" and record["label"] not in (0, 1):
-            raise InputError(f"{path}:{lineno}: boolq row {record.get('id', '?')!r}: label must be 0 or 1, "
-                             f"got {record['label']!r}")
-        if task == "logiqa" and not 0 <= record["label"] < len(record["options"]):
-            raise InputError(f"{path}:{lineno}: logiqa row {record.get('id', '?')!r}: label {record['label']!r} "
-                             f"out of range for {len(record['options'])} options")
+        try:
+            check_eval_record(task, record)
+        except ValueError as err:
+            raise InputError(f"{path}:{lineno}: {task} row {record.get('id', '?')!r}: {err}") from None
         rows += 1
     if rows == 0:
         raise InputError(f"{path}: eval data file for task {task!r} is empty")

@@ -263,7 +263,8 @@ EVAL_FIELDS = {
 LABELS = {"boolq": range(2), "logiqa": range(4)}
 
 
-def _check_eval_record(task: str, record: dict) -> None:
+def check_eval_record(task: str, record: dict) -> None:
+    """Raise ValueError naming what is wrong with one eval row of `task` (the evaluator's format)."""
     for key, kind in EVAL_FIELDS[task].items():
         if key not in record:
             raise ValueError(f"missing key '{key}'")
@@ -283,7 +284,7 @@ def read_user_eval(directory, task: str) -> list[dict]:
     records = []
     for lineno, record in read_jsonl(path):
         try:
-            _check_eval_record(task, record)
+            check_eval_record(task, record)
         except ValueError as err:
             raise InputError(f"{path}:{lineno}: {err}") from None
         records.append(record)
