@@ -13,6 +13,7 @@ the batch like the labels.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from workflow_scripts.files import atomic_path, setup_logging
 from workflow_scripts.losses import forgetting_loss_at, lambda_at, next_token_positions, selective_loss_at
@@ -63,6 +65,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     logging_steps: int = 1
+    save_steps: int = 0  # checkpoint the trainer state every N steps (0: never); a rerun resumes from it
     seed: int = 1
     dtype: str = "float32"
     bf16: bool = False
@@ -157,6 +160,26 @@ def train_config_from_args(args) -> TrainConfig:
     return TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
 
 
+def resumable_checkpoint(work_dir: str, run: dict) -> str | None:
+    """The last checkpoint a killed job of this very run left in `work_dir`, if any.
+
+    Checkpoints of a run with other settings are removed: resuming them would mix two runs.
+    """
+    stamp = Path(work_dir) / "run.json"
+    wanted = json.dumps(run, sort_keys=True)
+    if stamp.is_file() and stamp.read_text() == wanted:
+        last = get_last_checkpoint(work_dir)
+        if last:
+            log.info("resuming from %s", last)
+            return last
+    elif Path(work_dir).exists():
+        log.info("removing checkpoints of other settings in %s", work_dir)
+        shutil.rmtree(work_dir)
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    stamp.write_text(wanted)
+    return None
+
+
 def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
           config: TrainConfig, out_dir: str, work_dir: str, reference_losses: pa.Table | None = None) -> dict:
     """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir`."""
@@ -184,7 +207,9 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
         bf16=config.bf16,
         deepspeed=config.deepspeed or None,
         use_cpu=not torch.cuda.is_available(),
-        save_strategy="no",
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=1,
         report_to=[],
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -195,8 +220,10 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = ForgettingTrainer(model=model, args=args, train_dataset=dataset,
                                 data_collator=MaskCollator(pad_id), objective=objective)
+    resume = resumable_checkpoint(work_dir, {"model": model_dir, "objective": objective.__dict__,
+                                             "config": config.__dict__, "examples": len(dataset)})
     start = time.time()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume)
     log.info("trained %s for %d steps in %.0f s (final train loss %.4f)", objective.method,
              trainer.state.global_step, time.time() - start, result.training_loss)
 
@@ -210,4 +237,5 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
                    "steps": trainer.state.global_step, "examples": len(dataset),
                    "train_loss": result.training_loss, "log_history": trainer.state.log_history}
         (Path(tmp) / "training_log.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(work_dir, ignore_errors=True)  # the checkpoints are no longer needed
     return summary

@@ -1,0 +1,62 @@
+"""A training job killed mid-way resumes from its last checkpoint and ends at the same step."""
+import json
+
+import pyarrow as pa
+import pytest
+
+from workflow_scripts import training, train_final
+
+
+def tokens_table(n=24):
+    return pa.table({"example_id": [f"e{i}" for i in range(n)],
+                     "input_ids": [[1, 5 + i % 7, 6, 7, 8] for i in range(n)], "labels": [[-100, -100, 6, 7, 8]] * n})
+
+
+def run(tmp_path, tiny_model_dir, out):
+    import pyarrow.parquet as pq
+
+    pq.write_table(tokens_table(), tmp_path / "tokens.parquet")
+    train_final.main(["--method", "sft", "--model-dir", str(tiny_model_dir), "--tokens", str(tmp_path / "tokens.parquet"),
+                      "--out", str(out), "--work-dir", str(tmp_path / "work"), "--batch-size", "4", "--save-steps", "2",
+                      "--lora-r", "4", "--learning-rate", "0.01"])
+
+
+def test_killed_training_resumes_from_its_checkpoint(tmp_path, tiny_model_dir, monkeypatch, caplog):
+    original_step = training.ForgettingTrainer.training_step
+
+    def killed_at_step_3(self, *args, **kwargs):
+        if self.state.global_step == 3:
+            raise KeyboardInterrupt("killed")
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.ForgettingTrainer, "training_step", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, tiny_model_dir, tmp_path / "model")
+    assert not (tmp_path / "model").exists()  # nothing that looks finished
+    assert (tmp_path / "work" / "checkpoint-2").is_dir()
+
+    steps_run = []
+
+    def counted(self, *args, **kwargs):
+        steps_run.append(self.state.global_step + 1)
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.ForgettingTrainer, "training_step", counted)
+    caplog.set_level("INFO")
+    run(tmp_path, tiny_model_dir, tmp_path / "model")
+    assert f"resuming from {tmp_path / 'work' / 'checkpoint-2'}" in caplog.text
+    log = json.loads((tmp_path / "model" / "training_log.json").read_text())
+    assert log["steps"] == 6  # 24 examples / batch 4, as an uninterrupted run
+    assert steps_run == [3, 4, 5, 6]  # the rerun went on after the checkpoint at step 2
+    assert [entry["step"] for entry in log["log_history"] if "loss" in entry] == [1, 2, 3, 4, 5, 6]
+    assert not (tmp_path / "work").exists()
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tmp_path):
+    stamp = {"config": {"learning_rate": 0.1}}
+    assert training.resumable_checkpoint(str(tmp_path / "work"), stamp) is None
+    (tmp_path / "work" / "checkpoint-4").mkdir()
+    (tmp_path / "work" / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    assert training.resumable_checkpoint(str(tmp_path / "work"), stamp) == str(tmp_path / "work" / "checkpoint-4")
+    assert training.resumable_checkpoint(str(tmp_path / "work"), {"config": {"learning_rate": 0.2}}) is None
+    assert not (tmp_path / "work" / "checkpoint-4").exists()
