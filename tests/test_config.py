@@ -1,0 +1,47 @@
+"""The config is validated at start, with the key and the rule broken named; config values
+reach the shell quoted, never executed."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(tmp_path, change):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    change(config)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+                           "--directory", str(tmp_path), "--dry-run", "--printshellcmds", "--cores", "1"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("change,message,key", [
+    (lambda c: c.update(rho=[1.5]), "1.5 is greater than the maximum of 1", "['rho'][0]"),
+    (lambda c: c.update(methods=["sft", "dpo"]), "'dpo' is not one of ['sft', 'ignore', 'forget', 'random', 'rho1', "
+                                                 "'self_evolving']", "['methods'][1]"),
+    (lambda c: c["training"].update(learnig_rate=0.1),
+     "Additional properties are not allowed ('learnig_rate' was unexpected)", "['training']"),
+    (lambda c: c["split"].update(reference_size=0), "0 is less than the minimum of 1", "['split']['reference_size']"),
+    (lambda c: c["model"].update(name="my model; rm -rf /"), "does not match '^[A-Za-z0-9][A-Za-z0-9._-]*$'",
+     "['model']['name']"),
+])
+def test_bad_config_is_rejected_naming_the_key(tmp_path, change, message, key):
+    result = dry_run(tmp_path, change)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr  # snakemake prints the error on stdout
+    assert "Error validating config file" in output
+    assert message in output
+    assert f"On instance{key}:" in output
+
+
+def test_config_values_reach_the_shell_quoted(tmp_path):
+    source = str(tmp_path / "my models" / "it's; touch pwned")
+    result = dry_run(tmp_path, lambda c: c["model"].update(source=source, gguf_file=None))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--source '" + source.replace("'", "'\"'\"'") + "'" in result.stdout
