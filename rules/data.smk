@@ -94,6 +94,7 @@ rule tokenize:
         "logs/{model}/tokenize_{split}.log",
     params:
         max_seq_length=config["tokenize"]["max_seq_length"],
+        max_dropped=config["tokenize"].get("max_dropped_fraction", 0.1),
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -101,4 +102,4 @@ rule tokenize:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
-        "--max-seq-length {params.max_seq_length} --out {output:q} > {log:q} 2>&1"
+        "--max-seq-length {params.max_seq_length} --max-dropped-fraction {params.max_dropped} --out {output:q} > {log:q} 2>&1"

@@ -247,7 +247,7 @@ GOOD = '{"prompt": "p", "completion": "c"}\n'
 
 
 @pytest.mark.parametrize("text, problem", [
-    ('{"prompt": "p",}\n', "2: malformed JSON: Expecting property name enclosed in double quotes (column 16)"),
+    ('{"prompt": "p",}\n', "2: malformed JSON: Expecting property name enclosed in double quotes (character 16)"),
     (b'{"prompt": "\xff"}\n', "2: invalid UTF-8 (invalid start byte at byte 12)"),
     ('{"text": "x"}\n', "2: needs 'messages' or 'prompt' and 'completion'"),
     ('{"prompt": "p", "completion": 3}\n', "2: 'completion' must be a string"),

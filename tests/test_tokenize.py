@@ -39,5 +39,8 @@ def test_answers_cut_off_by_max_length_are_dropped(tmp_path, tiny_model_dir):
     ])
     table, dropped = tokenize_data.tokenize_file(str(data), str(tiny_model_dir), max_seq_length=20)
     assert table["example_id"].to_pylist() == ["short"] and dropped == 1
+    with pytest.raises(InputError, match=r"d.jsonl: 1 of 2 records \(50.0%\) have their whole answer beyond "
+                                         r"max_seq_length=20, more than tokenize.max_dropped_fraction=0.25"):
+        tokenize_data.tokenize_file(str(data), str(tiny_model_dir), max_seq_length=20, max_dropped_fraction=0.25)
     with pytest.raises(InputError, match=r"every record's answer lies beyond max_seq_length=3"):
         tokenize_data.tokenize_file(str(data), str(tiny_model_dir), max_seq_length=3)

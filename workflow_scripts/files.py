@@ -60,7 +60,7 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{lineno}: malformed JSON: {err.msg} (column {err.colno})") from None
+                raise InputError(f"{path}:{lineno}: malformed JSON: {err.msg} (character {err.pos + 1})") from None
             if not isinstance(record, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             yield lineno, record

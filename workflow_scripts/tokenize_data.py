@@ -94,7 +94,7 @@ def tokenize_record(tokenizer, record: dict, max_seq_length: int) -> dict | None
     return {"example_id": str(record["id"]), "input_ids": input_ids, "labels": labels, "corrupted": corrupted}
 
 
-def tokenize_file(path: str, model_dir: str, max_seq_length: int) -> tuple[pa.Table, int]:
+def tokenize_file(path: str, model_dir: str, max_seq_length: int, max_dropped_fraction: float = 1.0) -> tuple[pa.Table, int]:
     tokenizer = load_tokenizer(model_dir)
     rows, dropped = [], 0
     records = list(read_jsonl(path))
@@ -109,6 +109,11 @@ def tokenize_file(path: str, model_dir: str, max_seq_length: int) -> tuple[pa.Ta
             rows.append(row)
     if not rows:
         raise InputError(f"{path}: every record's answer lies beyond max_seq_length={max_seq_length}")
+    if dropped > max_dropped_fraction * len(records):
+        raise InputError(
+            f"{path}: {dropped} of {len(records)} records ({dropped / len(records):.1%}) have their whole answer "
+            f"beyond max_seq_length={max_seq_length}, more than tokenize.max_dropped_fraction="
+            f"{max_dropped_fraction}; raise max_seq_length or the limit")
     return pa.Table.from_pylist(rows, schema=TOKENS_SCHEMA), dropped
 
 
@@ -117,10 +122,12 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="split JSONL (chat messages)")
     parser.add_argument("--model-dir", required=True, help="base model directory (its tokenizer is used)")
     parser.add_argument("--max-seq-length", type=int, required=True)
+    parser.add_argument("--max-dropped-fraction", type=float, default=0.1,
+                        help="fail when more records than this lose their whole answer to truncation")
     parser.add_argument("--out", required=True, help="output Parquet")
     args = parser.parse_args(argv)
 
-    table, dropped = tokenize_file(args.data, args.model_dir, args.max_seq_length)
+    table, dropped = tokenize_file(args.data, args.model_dir, args.max_seq_length, args.max_dropped_fraction)
     lengths = pa.compute.list_value_length(table["input_ids"])
     n_labels = sum(sum(1 for x in labels if x != IGNORE_INDEX) for labels in table["labels"].to_pylist())
     log.info("%d examples, %d tokens (max %d), %d answer tokens; %d dropped (answer beyond max_seq_length=%d)",
