@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 validate(config, "schemas/config.schema.yaml")
 
 
@@ -23,4 +26,7 @@ include: "rules/report.smk"
 rule all:
     input:
         "results/summary.csv",
+        "results/summary_by_method.csv",
         "results/summary.md",
+        rules.plots.output,
+        "results/tokens.html" if uses_influence() else [],

@@ -87,13 +87,22 @@ def score_files():
                   model=MODEL, run=evaluated_runs(), task=config["eval"]["tasks"])
 
 
-def checkpoint_dir(wildcards):
-    if wildcards.run == "base":
-        return f"resources/models/{wildcards.model}"
-    method, variant, _ = wildcards.run.split("/")
+def model_dir(model, run):
+    """Where the checkpoint of a run lies (`base`: the converted base model)."""
+    if run == "base":
+        return f"resources/models/{model}"
+    method, variant, _ = run.split("/")
     if method == "self_evolving":
-        return f"results/{wildcards.model}/{wildcards.run}/round{parse_variant(variant)['rounds']}/model"
-    return f"results/{wildcards.model}/{wildcards.run}/model"
+        return f"results/{model}/{run}/round{parse_variant(variant)['rounds']}/model"
+    return f"results/{model}/{run}/model"
+
+
+def checkpoint_dir(wildcards):
+    return model_dir(wildcards.model, wildcards.run)
+
+
+def uses_influence():
+    return bool(set(config["methods"]) & {"ignore", "forget", "self_evolving"})
 
 
 def self_evolving_inputs(wildcards):

@@ -80,7 +80,7 @@ def test_every_artifact_exists(workdir):
         *[f"{MODEL}/{checkpoint(run)}/model.safetensors" for run in RUNS],
         f"{MODEL}/self_evolving/rho0.5-K2-ascent-linear/seed2/round1/partition.parquet",
         *[f"{MODEL}/{run}/scores/{t}.json" for run in ["base", *RUNS] for t in TASKS],
-        "summary.csv", "summary.md",
+        "summary.csv", "summary_by_method.csv", "summary.md", "tokens.html",
     ]
     missing = [p for p in expected if not (results / p).is_file()]
     assert not missing
@@ -126,6 +126,36 @@ def test_summary_has_a_row_per_checkpoint(workdir):
     assert [row[0] for row in rows][:2] == ["base", "sft"]
 
 
+@pytest.mark.parametrize("name", ["scores", "influence", "training"])
+def test_figures_are_valid_pngs(workdir, name):
+    from PIL import Image
+
+    path = workdir / "results" / "plots" / f"{name}.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.verify()
+        assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_token_page_colours_every_shown_response_token(workdir):
+    page = (workdir / "results" / "tokens.html").read_text()
+    assert page.startswith("<!doctype html>") and "<script" not in page
+    assert page.count('class="example"') == 16  # every training example: the tiny split has 16
+    spans = re.findall(r'<span class="tok( neg)?( noisy)?" style="background:rgb\(\d+,\d+,\d+\)" title="influence', page)
+    n_tokens = pq.read_table(workdir / "results" / MODEL / "influence.parquet").num_rows
+    assert len(spans) == n_tokens
+    assert sum(1 for neg, _ in spans if neg) == n_tokens - round(0.7 * n_tokens)
+
+
+def test_snakemake_report_is_self_contained(workdir):
+    result = snakemake(workdir, "--report", workdir / "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (workdir / "report.html").read_text()
+    assert len(report) > 100_000
+    for caption in ("Forgetting", "Influence (loss under the base model", "Sample training responses"):
+        assert caption in report
+
+
 def test_second_run_is_a_no_op(workdir):
     result = snakemake(workdir, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -139,4 +169,4 @@ def test_changing_rho_reruns_only_partition_and_downstream(workdir):
     # rho 0.3, two seeds: ignore, forget, random, rho1 retrained, self_evolving's two rounds too;
     # sft and everything of rho 0.7 untouched.
     assert planned_jobs(result) == {"partition": 1, "random_partition": 2, "train_final": 8,
-                                    "self_evolving_round": 4, "evaluate": 30, "summary": 1, "all": 1}
+                                    "self_evolving_round": 4, "evaluate": 30, "summary": 1, "plots": 1, "all": 1}

@@ -1,0 +1,106 @@
+"""Figures of a run (PNG, matplotlib):
+
+- scores.png: each task's score per method and variant, mean over seeds with the 95% interval
+  (Student t over seeds) as error bars where there are two or more seeds;
+- influence.png: the influence histogram with each rho's threshold marked; where the data has
+  injected noise, clean and corrupted tokens as two histograms;
+- training.png: positive CE, negative CE and lambda per logged step, one line per trained run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from workflow_scripts.files import atomic_path, run_main, setup_logging  # noqa: E402
+from workflow_scripts.token_table import read_table  # noqa: E402
+
+log = setup_logging("plots")
+
+
+def save(fig, path: str) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def scores_figure(by_method: pd.DataFrame):
+    metrics = [c for c in by_method.columns if c.endswith(("_acc", "_acc_norm", "_f1")) or c == "mean"]
+    labels = [f"{m}\n{v}" if isinstance(v, str) and v else m for m, v in zip(by_method["method"], by_method["variant"])]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        errors = by_method[f"{metric}_ci95"].fillna(0).to_numpy()
+        ax.bar(range(len(by_method)), by_method[metric], yerr=errors, capsize=3,
+               color=[f"C{i}" for i in range(len(by_method))])
+        ax.set_xticks(range(len(by_method)), labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(metric)
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("score (95% interval over seeds)")
+    return fig
+
+
+def influence_figure(table, partitions: list[dict]):
+    influence = table["influence"].to_numpy(zero_copy_only=False)
+    bins = np.histogram_bin_edges(influence, bins=50)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    if "corrupted" in table.column_names and table["corrupted"].to_numpy(zero_copy_only=False).any():
+        corrupted = table["corrupted"].to_numpy(zero_copy_only=False).astype(bool)
+        ax.hist(influence[~corrupted], bins=bins, alpha=0.6, label=f"clean tokens ({(~corrupted).sum()})")
+        ax.hist(influence[corrupted], bins=bins, alpha=0.6, label=f"corrupted tokens ({corrupted.sum()})")
+    else:
+        ax.hist(influence, bins=bins, alpha=0.7, label=f"response tokens ({len(influence)})")
+    for i, stats in enumerate(partitions):
+        if stats.get("threshold") is not None:
+            ax.axvline(stats["threshold"], color=f"C{i + 2}", linestyle="--",
+                       label=f"rho {stats['rho']:g} threshold ({stats['threshold']:.2f})")
+    ax.set_xlabel("influence = loss_base - loss_ref (nats)")
+    ax.set_ylabel("tokens")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def training_figure(runs: dict[str, list[dict]]):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, history in runs.items():
+        steps = [entry["step"] for entry in history if "positive_ce" in entry]
+        for ax, key in zip(axes, ("positive_ce", "negative_ce", "lambda")):
+            ax.plot(steps, [entry[key] for entry in history if "positive_ce" in entry], label=name, linewidth=1)
+    for ax, title in zip(axes, ("positive tokens: mean CE", "negative tokens: mean CE", "lambda")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    axes[2].legend(fontsize=7)
+    return fig
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--by-method", required=True, help="results/summary_by_method.csv")
+    parser.add_argument("--influence", default=None, help="influence Parquet (none when no method uses it)")
+    parser.add_argument("--partitions", nargs="*", default=[], help="partition.json files")
+    parser.add_argument("--models", nargs="*", default=[], help="trained checkpoint directories")
+    parser.add_argument("--out-scores", required=True)
+    parser.add_argument("--out-influence", default=None)
+    parser.add_argument("--out-training", required=True)
+    args = parser.parse_args(argv)
+
+    save(scores_figure(pd.read_csv(args.by_method, keep_default_na=False, na_values=[""])), args.out_scores)
+    if args.influence:
+        partitions = [json.loads(Path(p).read_text()) for p in args.partitions]
+        save(influence_figure(read_table(args.influence), partitions), args.out_influence)
+    runs = {}
+    for model in args.models:  # results/{model}/{method}/{variant}/seed{seed}[/round{k}]/model
+        history = json.loads((Path(model) / "training_log.json").read_text())["log_history"]
+        runs["/".join(Path(model).parts[2:-1])] = history
+    save(training_figure(runs), args.out_training)
+    log.info("wrote %s, %s, %s", args.out_scores, args.out_influence, args.out_training)
+
+
+if __name__ == "__main__":
+    run_main(main)
