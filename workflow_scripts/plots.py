@@ -68,10 +68,12 @@ def influence_figure(table, partitions: list[dict]):
 
 def training_figure(runs: dict[str, list[dict]]):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, history in runs.items():
-        steps = [entry["step"] for entry in history if "positive_ce" in entry]
+    for i, (name, history) in enumerate(runs.items()):
+        logged = [entry for entry in history if "positive_ce" in entry]
         for ax, key in zip(axes, ("positive_ce", "negative_ce", "lambda")):
-            ax.plot(steps, [entry[key] for entry in history if "positive_ce" in entry], label=name, linewidth=1)
+            # A run without negative tokens (sft, ignore) has no negative CE to draw.
+            points = [e for e in logged if key != "negative_ce" or e.get("n_negative", 0) > 0]
+            ax.plot([e["step"] for e in points], [e[key] for e in points], label=name, linewidth=1, color=f"C{i}")
     for ax, title in zip(axes, ("positive tokens: mean CE", "negative tokens: mean CE", "lambda")):
         ax.set_title(title)
         ax.set_xlabel("step")
