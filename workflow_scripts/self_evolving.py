@@ -18,12 +18,12 @@ import numpy as np
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
 from workflow_scripts.influence import influence_table
-from workflow_scripts.losses import LOSS_KINDS, SCHEDULES
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.partition import partition
 from workflow_scripts.score_tokens import loss_table
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import Objective, add_train_arguments, train, train_config_from_args
+from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
+                                       train_config_from_args)
 
 log = setup_logging("self_evolving")
 
@@ -45,10 +45,7 @@ def main(argv=None):
     parser.add_argument("--round", type=int, required=True, help="1-based round")
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--rho", type=float, required=True)
-    parser.add_argument("--t-min", type=float, default=1e-5)
-    parser.add_argument("--t-max", type=float, default=0.25)
-    parser.add_argument("--lambda-schedule", default="linear", choices=SCHEDULES)
-    parser.add_argument("--forget-loss", default="ascent", choices=LOSS_KINDS)
+    add_objective_arguments(parser)
     parser.add_argument("--max-batch-tokens", type=int, default=4096)
     parser.add_argument("--out", required=True, help="round directory")
     parser.add_argument("--work-dir", required=True)
@@ -70,10 +67,8 @@ def main(argv=None):
     write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
-    objective = Objective(method="forget", t_min=args.t_min, t_max=args.t_max,
-                          schedule=args.lambda_schedule, kind=args.forget_loss)
-    train(args.start_model, chunk, positive, objective, train_config_from_args(args), str(out / "model"),
-          args.work_dir)
+    train(args.start_model, chunk, positive, objective_from_args(args, "forget"), train_config_from_args(args),
+          str(out / "model"), args.work_dir)
 
 
 if __name__ == "__main__":

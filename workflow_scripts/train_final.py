@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 
 from workflow_scripts.files import InputError, run_main
-from workflow_scripts.losses import LOSS_KINDS, SCHEDULES
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import Objective, add_train_arguments, train, train_config_from_args
+from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
+                                       train_config_from_args)
 
 METHODS = ("sft", "ignore", "forget", "random", "rho1")
 NEEDS_PARTITION = ("ignore", "forget", "random")
@@ -27,10 +27,7 @@ def main(argv=None):
     parser.add_argument("--reference-losses", default=None, help="reference token losses (rho1)")
     parser.add_argument("--keep", type=float, default=1.0, help="rho1: fraction of each batch's tokens learnt")
     parser.add_argument("--method", required=True, choices=METHODS)
-    parser.add_argument("--t-min", type=float, default=1e-5, help="lambda at the first step")
-    parser.add_argument("--t-max", type=float, default=0.25, help="lambda at the last step")
-    parser.add_argument("--lambda-schedule", default="linear", choices=SCHEDULES)
-    parser.add_argument("--forget-loss", default="ascent", choices=LOSS_KINDS)
+    add_objective_arguments(parser)
     parser.add_argument("--out", required=True, help="merged checkpoint directory")
     parser.add_argument("--work-dir", required=True, help="scratch directory for trainer state")
     add_train_arguments(parser)
@@ -43,8 +40,7 @@ def main(argv=None):
         raise InputError("method 'rho1' needs --reference-losses")
     partition = read_table(args.partition) if args.method in NEEDS_PARTITION else None
     reference_losses = read_table(args.reference_losses) if args.method == "rho1" else None
-    objective = Objective(method=args.method, t_min=args.t_min, t_max=args.t_max,
-                          schedule=args.lambda_schedule, kind=args.forget_loss, keep=args.keep)
+    objective = objective_from_args(args, args.method, keep=args.keep)
     train(args.model_dir, read_table(args.tokens), partition, objective,
           train_config_from_args(args), args.out, args.work_dir, reference_losses)
 

@@ -25,7 +25,8 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from workflow_scripts.files import atomic_path, setup_logging
-from workflow_scripts.losses import forgetting_loss_at, lambda_at, next_token_positions, selective_loss_at
+from workflow_scripts.losses import (LOSS_KINDS, SCHEDULES, forgetting_loss_at, lambda_at, next_token_positions,
+                                     selective_loss_at)
 from workflow_scripts.modeling import load_causal_lm, pad_batch
 from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
 
@@ -154,6 +155,19 @@ def add_train_arguments(parser) -> None:
             kind = {"int": int, "float": float}.get(field.type, str)
             parser.add_argument(flag, type=kind, default=field.default)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def add_objective_arguments(parser) -> None:
+    """The forget objective's options: lambda's range and schedule, and the negative term."""
+    parser.add_argument("--t-min", type=float, default=1e-5, help="lambda at the first step")
+    parser.add_argument("--t-max", type=float, default=0.25, help="lambda at the last step")
+    parser.add_argument("--lambda-schedule", default="linear", choices=SCHEDULES)
+    parser.add_argument("--forget-loss", default="ascent", choices=LOSS_KINDS)
+
+
+def objective_from_args(args, method: str, keep: float = 1.0) -> Objective:
+    return Objective(method=method, t_min=args.t_min, t_max=args.t_max, schedule=args.lambda_schedule,
+                     kind=args.forget_loss, keep=keep)
 
 
 def train_config_from_args(args) -> TrainConfig:
