@@ -26,8 +26,8 @@ from tqdm import tqdm
 from workflow_scripts.files import InputError, run_main, setup_logging, write_parquet
 from workflow_scripts.losses import next_token_positions, token_ce_at
 from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch, set_threads
-from workflow_scripts.token_table import (IGNORE_INDEX, check_same_tokens, read_table, response_index,
-                                          response_tokens)
+from workflow_scripts.token_table import (IGNORE_INDEX, check_same_tokens, flat_column, read_table,
+                                          response_index, response_tokens)
 
 log = setup_logging("score_tokens")
 
@@ -35,14 +35,16 @@ log = setup_logging("score_tokens")
 @torch.inference_mode()
 def score(model, tokens: pa.Table, rows: np.ndarray, max_batch_tokens: int, pad_id: int) -> dict[int, np.ndarray]:
     """Return {example row: CE of its response tokens (positions ascending)}."""
-    input_ids = tokens["input_ids"].to_pylist()
-    labels = tokens["labels"].to_pylist()
-    lengths = np.array([len(input_ids[r]) for r in rows])
+    # Flat arrays and offsets, not Python lists: a 50k-example split stays a few numpy buffers.
+    offsets, input_ids = flat_column(tokens, "input_ids")
+    _, labels = flat_column(tokens, "labels")
+    lengths = np.diff(offsets)[rows]
     losses = {}
     progress = tqdm(total=int(lengths.sum()), desc="score", unit="tok", unit_scale=True, mininterval=5)
     for batch_index in length_batches(lengths, max_batch_tokens):
         batch_rows = rows[batch_index]
-        batch = pad_batch([{"input_ids": input_ids[r], "labels": labels[r]} for r in batch_rows],
+        spans = [slice(offsets[r], offsets[r + 1]) for r in batch_rows]
+        batch = pad_batch([{"input_ids": input_ids[s], "labels": labels[s]} for s in spans],
                           pad_id, {"labels": IGNORE_INDEX})
         batch = {k: v.to(model.device) for k, v in batch.items()}
         positions = next_token_positions(batch["labels"])

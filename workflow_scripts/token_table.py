@@ -16,7 +16,7 @@ from workflow_scripts.files import InputError
 IGNORE_INDEX = -100
 
 
-def _flat(tokens: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
+def flat_column(tokens: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(offsets [n_examples + 1], flat values) of a list column."""
     array = tokens[column].combine_chunks()
     offsets = array.offsets.to_numpy().astype(np.int64)
@@ -26,7 +26,7 @@ def _flat(tokens: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 def response_index(tokens: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every response token: (example row, position, index into the flat token arrays)."""
-    offsets, labels = _flat(tokens, "labels")
+    offsets, labels = flat_column(tokens, "labels")
     rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     positions = np.arange(len(labels)) - offsets[rows]
     selected = np.nonzero((labels != IGNORE_INDEX) & (positions >= 1))[0]
@@ -36,14 +36,14 @@ def response_index(tokens: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def response_tokens(tokens: pa.Table) -> pa.Table:
     """example_id, position, token_id, corrupted for every response token, in file order."""
     rows, positions, flat_index = response_index(tokens)
-    _, input_ids = _flat(tokens, "input_ids")
+    _, input_ids = flat_column(tokens, "input_ids")
     columns = {
         "example_id": tokens["example_id"].take(pa.array(rows)),
         "position": pa.array(positions.astype(np.int32)),
         "token_id": pa.array(input_ids[flat_index].astype(np.int32)),
     }
     if "corrupted" in tokens.column_names:
-        columns["corrupted"] = pa.array(_flat(tokens, "corrupted")[1][flat_index].astype(bool))
+        columns["corrupted"] = pa.array(flat_column(tokens, "corrupted")[1][flat_index].astype(bool))
     return pa.table(columns)
 
 
@@ -66,7 +66,7 @@ def token_column(tokens: pa.Table, table: pa.Table | None, column: str | None, w
     """A per-token value from a token table (one row per response token, file order) spread into
     per-example lists aligned with `labels`; `fill` elsewhere. Without a table: True on every
     response token (the mask of plain SFT)."""
-    offsets, labels = _flat(tokens, "labels")
+    offsets, labels = flat_column(tokens, "labels")
     _, _, flat_index = response_index(tokens)
     if table is None:
         flat = np.zeros(len(labels), dtype=bool)
