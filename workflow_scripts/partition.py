@@ -43,6 +43,11 @@ def per_example_top(influence: np.ndarray, groups: np.ndarray, rho: float) -> np
     return positive
 
 
+def check_rho(rho: float) -> None:
+    if not 0 < rho <= 1:
+        raise InputError(f"rho must be in (0, 1], got {rho}")
+
+
 def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table, dict]:
     """round(rho * N) of the response tokens positive, chosen uniformly at random."""
     check_rho(rho)
@@ -54,11 +59,6 @@ def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table,
     stats = {"rho": rho, "scope": "random", "seed": seed, "n_tokens": n,
              "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()), "threshold": None}
     return out, stats
-
-
-def check_rho(rho: float) -> None:
-    if not 0 < rho <= 1:
-        raise InputError(f"rho must be in (0, 1], got {rho}")
 
 
 def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Table, dict]:

@@ -84,11 +84,11 @@ def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array,
 
     Without a partition every response token is positive (plain SFT).
     """
+    response = token_column(tokens, None, None, "response")
+    is_response = response.values.to_numpy(zero_copy_only=False)
     if partition is None:
-        positive = token_column(tokens, None, None, "sft")
-        return positive, pa.ListArray.from_arrays(positive.offsets, pa.array(np.zeros(len(positive.values), bool)))
+        return response, pa.ListArray.from_arrays(response.offsets, pa.array(np.zeros_like(is_response)))
     positive = token_column(tokens, partition, "positive", "partition", fill=False)
-    is_response = token_column(tokens, None, None, "response").values.to_numpy(zero_copy_only=False)
     negative = is_response & ~positive.values.to_numpy(zero_copy_only=False)
     return positive, pa.ListArray.from_arrays(positive.offsets, pa.array(negative))
 
