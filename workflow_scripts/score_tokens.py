@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_parquet
-from workflow_scripts.losses import next_token_positions, token_ce_at
+from workflow_scripts.objective import next_token_positions, token_ce_at
 from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch, set_threads
 from workflow_scripts.token_table import (IGNORE_INDEX, check_same_tokens, flat_column, read_table,
                                           response_index, response_tokens)

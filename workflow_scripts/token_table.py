@@ -11,9 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from workflow_scripts.constants import IGNORE_INDEX  # noqa: F401  (re-exported for the stages)
 from workflow_scripts.files import InputError
-
-IGNORE_INDEX = -100
 
 
 def flat_column(tokens: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:

@@ -17,11 +17,11 @@ import os
 import pyarrow as pa
 from tqdm import tqdm
 
+from workflow_scripts.constants import IGNORE_INDEX
 from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_parquet
 
 log = setup_logging("tokenize")
 
-IGNORE_INDEX = -100
 
 # open-instruct's Tulu format, for tokenizers without a chat template of their own.
 TULU_TEMPLATE = (

@@ -25,7 +25,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from workflow_scripts.files import atomic_path, setup_logging
-from workflow_scripts.losses import (LOSS_KINDS, SCHEDULES, forgetting_loss_at, lambda_at, next_token_positions,
+from workflow_scripts.objective import (LOSS_KINDS, SCHEDULES, forgetting_loss_at, lambda_at, next_token_positions,
                                      selective_loss_at)
 from workflow_scripts.modeling import load_causal_lm, pad_batch
 from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from workflow_scripts.losses import forgetting_loss, forgetting_loss_at, lambda_at, next_token_positions
+from workflow_scripts.objective import forgetting_loss, forgetting_loss_at, lambda_at, next_token_positions
 
 LN2, LN3 = math.log(2), math.log(3)
 
@@ -89,7 +89,7 @@ def test_lambda_constant_and_cosine():
 
 
 def test_rho1_selective_loss_keeps_top_excess_tokens():
-    from workflow_scripts.losses import selective_loss_at
+    from workflow_scripts.objective import selective_loss_at
 
     # V = 2. CE of the four response tokens: ln(4/3), ln 2, ln 4, ln 4.
     logits = torch.zeros(1, 5, 2)

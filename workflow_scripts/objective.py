@@ -16,7 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from workflow_scripts.constants import IGNORE_INDEX
+
 LOSS_KINDS = ("ascent", "unlikelihood")
 SCHEDULES = ("linear", "constant", "cosine")
 
