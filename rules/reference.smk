@@ -4,16 +4,19 @@
 rule train_reference:
     input:
         model="resources/models/{model}",
-        tokens="results/{model}/tokens/reference.parquet",
+        tokens="results/{dataset}/{model}/tokens/reference.parquet",
     output:
-        directory("results/{model}/reference"),
+        model=directory("results/{dataset}/{model}/reference"),
+        training_log="results/{dataset}/{model}/reference.training_log.json",
     log:
-        "logs/{model}/train_reference.log",
+        "logs/{dataset}/{model}/train_reference.log",
+    benchmark:
+        "logs/{dataset}/{model}/benchmarks/train_reference.tsv"
     params:
-        options=training_options(config["reference"].get("seed", 0)),
+        options=training_options(config["reference"]["seed"]),
         launch=python_launcher("train"),
         distributed=distributed_options("train"),
-        work_dir="results/{model}/.trainer/reference",
+        work_dir="results/{dataset}/{model}/.trainer/reference",
     threads: group_threads("train")
     conda:
         conda_env("train")
@@ -21,4 +24,5 @@ rule train_reference:
         **group_resources("train"),
     shell:
         "{params.launch} -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
-        "--out {output:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} --threads {threads} > {log:q} 2>&1"
+        "--out {output.model:q} --out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} "
+        "{params.distributed} --threads {threads} > {log:q} 2>&1"

@@ -1,43 +1,81 @@
-# What a person reads: the summary tables, the figures and the token page; all are in the
-# self-contained `snakemake --report report.html` with the captions in report/.
+# What a person reads, per experiment (results/{dataset}/{model}/): the summary tables, the
+# figures and the token page; all are in the self-contained `snakemake --report report.html`
+# with the captions in report/. These rules build this config's experiment only.
 
 
-rule summary:
+rule noise_audit:
     input:
-        score_files(),
+        influence=f"{EXPERIMENT}/influence.parquet",
+        model=f"resources/models/{MODEL}",
+        partitions=list(audit_partitions().values()),
     output:
-        csv="results/summary.csv",
-        by_method=report("results/summary_by_method.csv", caption="../report/summary.rst", category="Summary"),
-        md=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
+        json=f"{EXPERIMENT}/noise_audit.json",
+        figure=report(f"{EXPERIMENT}/plots/noise_audit.png", caption="../report/noise_audit.rst", category="Figures"),
     log:
-        "logs/summary.log",
+        f"logs/{DATASET}/{MODEL}/noise_audit.log",
+    benchmark:
+        f"logs/{DATASET}/{MODEL}/benchmarks/noise_audit.tsv"
+    params:
+        partitions=[f"{label}={path}" for label, path in audit_partitions().items()],
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.summary --results results --out-csv {output.csv:q} "
-        "--out-by-method {output.by_method:q} --out-md {output.md:q} {input:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.noise_audit --influence {input.influence:q} --model-dir {input.model:q} "
+        "--partition {params.partitions:q} --out-json {output.json:q} --out-figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule summary:
+    input:
+        scores=score_files(),
+        noise_audit=rules.noise_audit.output.json if uses_influence() else [],
+    output:
+        csv=f"{EXPERIMENT}/summary.csv",
+        by_method=report(f"{EXPERIMENT}/summary_by_method.csv", caption="../report/summary.rst", category="Summary"),
+        md=report(f"{EXPERIMENT}/summary.md", caption="../report/summary.rst", category="Summary"),
+        benchmarks=f"{EXPERIMENT}/benchmarks.csv",
+    log:
+        f"logs/{DATASET}/{MODEL}/summary.log",
+    benchmark:
+        f"logs/{DATASET}/{MODEL}/benchmarks/summary.tsv"
+    params:
+        # Every job of the experiment has finished when its scores are in. Benchmark files lie in
+        # benchmarks/{rule}[/...].tsv below these folders (the data's, the model's, the experiment's).
+        benchmarks=["logs/benchmarks", f"logs/{MODEL}/benchmarks", f"logs/{DATASET}/benchmarks",
+                    f"logs/{DATASET}/{MODEL}/benchmarks"],
+        noise_audit=lambda wc, input: cli_options({"noise_audit": input.noise_audit or None}),
+    threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
+    resources:
+        **group_resources("cpu"),
+    shell:
+        "python -m workflow_scripts.summary --out-csv {output.csv:q} --out-by-method {output.by_method:q} "
+        "--out-md {output.md:q} --out-benchmarks {output.benchmarks:q} --benchmark-dirs {params.benchmarks:q} "
+        "{params.noise_audit} --scores {input.scores:q} > {log:q} 2>&1"
 
 
 rule plots:
     input:
-        by_method="results/summary_by_method.csv",
-        influence=f"results/{MODEL}/influence.parquet" if uses_influence() else [],
-        partitions=[f"results/{MODEL}/rho{rho_label(r)}/partition.json" for r in config["rho"]]
-        if uses_influence() and "global" in as_list(config["partition"].get("scope", "global")) else [],
-        models=[model_dir(MODEL, run) for run in final_runs()],
+        by_method=f"{EXPERIMENT}/summary_by_method.csv",
+        influence=f"{EXPERIMENT}/influence.parquet" if uses_influence() else [],
+        partitions=global_partitions(),
+        training_logs=[training_log_path(run) for run in GRID],
     output:
-        scores=report("results/plots/scores.png", caption="../report/scores.rst", category="Figures"),
-        influence=report("results/plots/influence.png", caption="../report/influence.rst", category="Figures")
+        scores=report(f"{EXPERIMENT}/plots/scores.png", caption="../report/scores.rst", category="Figures"),
+        influence=report(f"{EXPERIMENT}/plots/influence.png", caption="../report/influence.rst", category="Figures")
         if uses_influence() else [],
-        training=report("results/plots/training.png", caption="../report/training.rst", category="Figures"),
+        training=report(f"{EXPERIMENT}/plots/training.png", caption="../report/training.rst", category="Figures"),
     log:
-        "logs/plots.log",
+        f"logs/{DATASET}/{MODEL}/plots.log",
+    benchmark:
+        f"logs/{DATASET}/{MODEL}/benchmarks/plots.tsv"
     params:
         influence=lambda wc, input, output: cli_options({"influence": input.influence or None,
                                                           "out_influence": output.influence or None}),
+        training_logs=[f"{run.label}={training_log_path(run)}" for run in GRID],
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -45,21 +83,23 @@ rule plots:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.plots --by-method {input.by_method:q} {params.influence} "
-        "--partitions {input.partitions:q} --models {input.models:q} --out-scores {output.scores:q} "
+        "--partitions {input.partitions:q} --training-logs {params.training_logs:q} --out-scores {output.scores:q} "
         "--out-training {output.training:q} > {log:q} 2>&1"
 
 
 rule token_page:
     input:
-        tokens=f"results/{MODEL}/tokens/train.parquet",
-        influence=f"results/{MODEL}/influence.parquet",
-        partition=f"results/{MODEL}/rho{rho_label(config['rho'][0])}/partition.parquet",
-        stats=f"results/{MODEL}/rho{rho_label(config['rho'][0])}/partition.json",
+        tokens=f"{EXPERIMENT}/tokens/train.parquet",
+        influence=f"{EXPERIMENT}/influence.parquet",
+        partition=f"{EXPERIMENT}/{runs.partition_label(config['rho'][0])}/partition.parquet",
+        stats=f"{EXPERIMENT}/{runs.partition_label(config['rho'][0])}/partition.json",
         model=f"resources/models/{MODEL}",
     output:
-        report("results/tokens.html", caption="../report/tokens.rst", category="Tokens"),
+        report(f"{EXPERIMENT}/tokens.html", caption="../report/tokens.rst", category="Tokens"),
     log:
-        "logs/token_page.log",
+        f"logs/{DATASET}/{MODEL}/token_page.log",
+    benchmark:
+        f"logs/{DATASET}/{MODEL}/benchmarks/token_page.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")

@@ -1,12 +1,11 @@
 """The config is validated at start, with the key and the rule broken named; config values
 reach the shell quoted, never executed."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from workflow_helpers import snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,10 +14,7 @@ def dry_run(tmp_path, change):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     change(config)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path), "--dry-run", "--printshellcmds", "--cores", "1"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return snakemake(tmp_path, "--dry-run", timeout=300)  # the local profile prints shell commands
 
 
 @pytest.mark.parametrize("change,message,key", [
@@ -28,8 +24,10 @@ def dry_run(tmp_path, change):
     (lambda c: c["training"].update(learnig_rate=0.1),
      "Additional properties are not allowed ('learnig_rate' was unexpected)", "['training']"),
     (lambda c: c["split"].update(reference_size=0), "0 is less than the minimum of 1", "['split']['reference_size']"),
-    (lambda c: c["model"].update(name="my model; rm -rf /"), "does not match '^[A-Za-z0-9][A-Za-z0-9._-]*$'",
+    (lambda c: c["model"].update(name="my model; rm -rf /"), "does not match '^(?!data$)[A-Za-z0-9][A-Za-z0-9._-]*$'",
      "['model']['name']"),
+    (lambda c: c["data"].update(name="data"), "'data' does not match", "['data']['name']"),
+    (lambda c: c.update(rho=[1e-13]), "1e-13 is less than the minimum of 1e-12", "['rho'][0]"),
 ])
 def test_bad_config_is_rejected_naming_the_key(tmp_path, change, message, key):
     result = dry_run(tmp_path, change)
@@ -45,3 +43,16 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
     result = dry_run(tmp_path, lambda c: c["model"].update(source=source, gguf_file=None))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--source '" + source.replace("'", "'\"'\"'") + "'" in result.stdout
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c["data"].update(pool=None), "data: give either `pool` or both `reference_pool` and `train_pool`"),
+    (lambda c: c["data"].update(reference_pool="a.jsonl", train_pool="b.jsonl"),
+     "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), got pool, reference_pool"),
+    (lambda c: c["eval"].update(tasks=["tydiqa"]), "eval task tydiqa needs eval.tydiqa_dev and eval.tydiqa_train"),
+    (lambda c: c["eval"].update(tasks=["truthfulqa_mc2"]), "truthfulqa with eval.source: local needs eval.truthfulqa"),
+])
+def test_what_the_schema_cannot_say_is_checked_before_any_job(tmp_path, change, message):
+    result = dry_run(tmp_path, change)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr

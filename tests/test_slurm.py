@@ -1,21 +1,16 @@
 """The SLURM profile: a dry run shows GPU requests for the GPU rules only; on a real local cluster
 (scripts/local_slurm.sh start) the tiny DAG runs with every GPU rule inside a SLURM job with its
 GPU, and a failing job is retried as the profile says and then reported as failed."""
-import os
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from test_workflow import tiny_config
-from tiny import make_workdir
+from workflow_helpers import make_test_workdir, snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 GPU_RULES = {"train_reference", "score_shard", "train_final", "evaluate"}
-CPU_RULES = {"base_model", "prepare_data", "split", "tokenize", "score_tokens", "influence", "partition", "summary"}
+CPU_RULES = {"base_model", "prepare_data", "split", "tokenize", "gather_losses", "influence", "partition", "summary"}
 # A cluster without slurmdbd: squeue for status checks (see profiles/slurm/config.yaml).
 LOCAL_CLUSTER = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
                  "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500"]
@@ -31,28 +26,22 @@ def cluster_up() -> str | None:
     return None
 
 
-def snakemake(workdir, *args, snakefile=ROOT / "Snakefile", timeout=1200):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    # timeout -s INT: Snakemake may ignore SIGTERM while it polls the cluster.
-    command = ["timeout", "-s", "INT", str(timeout), sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
-               "--directory", str(workdir), "--profile", str(ROOT / "profiles" / "slurm"), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout + 60)
+def slurm(workdir, *args, **kwargs):
+    return snakemake(workdir, *args, profile="slurm", timeout=1200, **kwargs)
 
 
-def slurm_config(tiny_model_dir, data_dir):
-    config = tiny_config(tiny_model_dir, data_dir)
+def slurm_config(config):
     config.update(methods=["sft", "ignore", "forget"], rho=[0.7], seeds=[1])
     config["eval"]["tasks"] = ["boolq"]
-    config["scoring"]["shards"] = 2
+    config["scoring"] = {"shards": 2}
     small = {"mem_mb": 500, "runtime": 10, "cpus_per_task": 1}
     config["resources"] = {group: {**small, **({"gpu": 1} if group in ("train", "score", "evaluate") else {})}
                            for group in ("cpu", "convert", "train", "score", "evaluate")}
-    return config
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, tiny_model_dir):
-    return make_workdir(tmp_path_factory.mktemp("slurm"), lambda data: slurm_config(tiny_model_dir, data))
+    return make_test_workdir(tmp_path_factory.mktemp("slurm"), tiny_model_dir, slurm_config)
 
 
 def dry_run_resources(output: str) -> dict[str, list[str]]:
@@ -67,7 +56,7 @@ def dry_run_resources(output: str) -> dict[str, list[str]]:
 
 
 def test_dry_run_asks_gpus_for_gpu_rules_only(workdir):
-    result = snakemake(workdir, "--dry-run", "--default-resources", "slurm_partition=debug")
+    result = slurm(workdir, "--dry-run", "--default-resources", "slurm_partition=debug")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = dry_run_resources(result.stdout)
     assert GPU_RULES | CPU_RULES <= set(jobs)
@@ -81,9 +70,9 @@ def test_tiny_dag_runs_in_slurm_jobs_with_their_gpus(workdir):
     reason = cluster_up()
     if reason:
         pytest.skip(reason)
-    result = snakemake(workdir, *LOCAL_CLUSTER)
+    result = slurm(workdir, *LOCAL_CLUSTER)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert (workdir / "results/summary.csv").is_file()
+    assert (workdir / "results/tiny-pool/tiny/summary.csv").is_file()
     logs = {path: path.read_text() for path in (workdir / "logs").rglob("*.log")}
     gpu_logs = [p for p in logs if re.search(r"train_reference|train_final|score_tokens/.*of|evaluate", str(p))]
     assert len(gpu_logs) >= 1 + 3 + 4 + 4  # reference, 3 methods, 2 scorers x 2 shards, 4 checkpoints x boolq
@@ -116,7 +105,7 @@ def test_failing_jobs_are_retried_then_reported(tmp_path):
         pytest.skip(reason)
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(FLAKY_SNAKEFILE)
-    result = snakemake(tmp_path, *LOCAL_CLUSTER, snakefile=snakefile, timeout=600)
+    result = snakemake(tmp_path, *LOCAL_CLUSTER, profile="slurm", snakefile=snakefile, timeout=600)
     assert result.returncode != 0
     assert (tmp_path / "flaky.txt").is_file()
     attempts = (tmp_path / "attempts.txt").read_text().splitlines()

@@ -8,25 +8,40 @@ import pytest
 from workflow_scripts import summary
 
 
-def write_scores(results, run, scores):
+def write_scores(directory, run, scores):
+    """Score records as the evaluator writes them; their file names say nothing of the run."""
     for task, (metric, value) in scores.items():
-        path = results / "m" / run / "scores" / f"{task}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": task, "metric": metric, "score": value}))
+        path = directory / f"{len(list(directory.iterdir()))}.json"
+        path.write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": task, "metric": metric,
+                                    "score": value}))
         yield path
+
+
+def write_benchmarks(logs):
+    """Snakemake benchmark files, {rule}[/{job}].tsv (a rerun appends a line: the last counts)."""
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    jobs = {"split.tsv": [(2.5, 100.0)], "train_final/sft/all/seed1.tsv": [(10.0, 900.0)],
+            "train_final/sft/all/seed2.tsv": [(99.0, 1.0), (14.0, 1100.5)]}
+    for name, lines in jobs.items():
+        path = logs / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + "".join(f"{s}\t0:00:{int(s):02d}\t{rss}\t1\t1\t1\t0\t0\t50\t{s / 2}\n"
+                                         for s, rss in lines))
 
 
 @pytest.fixture
 def outputs(tmp_path):
-    results = tmp_path / "results"
+    (tmp_path / "scores").mkdir()
     paths = []
     for run, boolq, logiqa in [("base", 0.30, 0.25), ("sft/all/seed1", 0.40, 0.30), ("sft/all/seed2", 0.50, 0.30),
                                ("forget/rho0.7-ascent-linear/seed1", 0.50, 0.35),
                                ("forget/rho0.7-ascent-linear/seed2", 0.70, 0.25)]:
-        paths += write_scores(results, run, {"boolq": ("acc", boolq), "logiqa": ("acc_norm", logiqa)})
-    out = {name: tmp_path / name for name in ("summary.csv", "by_method.csv", "summary.md")}
-    summary.main(["--results", str(results), "--out-csv", str(out["summary.csv"]), "--out-by-method",
-                  str(out["by_method.csv"]), "--out-md", str(out["summary.md"]), *map(str, paths)])
+        paths += write_scores(tmp_path / "scores", run, {"boolq": ("acc", boolq), "logiqa": ("acc_norm", logiqa)})
+    write_benchmarks(tmp_path / "benchmarks")
+    out = {name: tmp_path / name for name in ("summary.csv", "by_method.csv", "summary.md", "benchmarks.csv")}
+    summary.main(["--out-csv", str(out["summary.csv"]), "--out-by-method", str(out["by_method.csv"]),
+                  "--out-md", str(out["summary.md"]), "--out-benchmarks", str(out["benchmarks.csv"]),
+                  "--benchmark-dirs", str(tmp_path / "benchmarks"), "--scores", *map(str, paths)])
     return out
 
 
@@ -56,3 +71,38 @@ def test_markdown_shows_both_tables(outputs):
     assert "| m | forget | rho0.7-ascent-linear | 2 | 0.6000 ± 1.2706 | 0.3000 ± 0.6353 | 0.4500 ± 0.3177 | +0.0750 |" in text
     assert "| m | base |  | 1 | 0.3000 | 0.2500 | 0.2750 | -0.1000 |" in text
     assert "| m | sft | all | 2 | 0.5000 | 0.3000 | 0.4000 |" in text  # the checkpoint table
+
+
+def test_benchmarks_per_job_and_per_rule(outputs):
+    table = pd.read_csv(outputs["benchmarks.csv"])
+    assert table.values.tolist() == [["split", "split", 2.5, 100.0, 1.25],
+                                     ["train_final", "sft/all/seed1", 10.0, 900.0, 5.0],
+                                     ["train_final", "sft/all/seed2", 14.0, 1100.5, 7.0]]
+    text = outputs["summary.md"].read_text()
+    assert "| train_final | 2 | 24.0 | 14.0 | 1100 |" in text  # jobs, total s, slowest s, peak MB
+    assert "| split | 1 | 2.5 | 2.5 | 100 |" in text
+
+
+def test_a_score_of_an_unknown_run_is_refused(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"model": "m", "data": "d", "run": "forget/rho0.7/seed1", "task": "boolq",
+                                "metric": "acc", "score": 0.5}))
+    with pytest.raises(summary.InputError, match="bad.json: 'rho0.7' is not a variant of forget"):
+        summary.summary_table([path])
+
+
+def test_the_noise_audit_is_a_section_of_the_summary(tmp_path, outputs):
+    audit = {"note": None,
+             "all": {"n_tokens": 10, "n_corrupted": 2, "auroc": 0.75, "mean_influence_corrupted": 1.0,
+                     "mean_influence_clean": 2.5},
+             "answer": {"n_tokens": 6, "n_corrupted": 2, "auroc": 0.875, "mean_influence_corrupted": 1.0,
+                        "mean_influence_clean": 3.0},
+             "partitions": {"rho0.7": {"n_negative": 3, "n_corrupted_negative": 1, "precision": 1 / 3,
+                                       "chance_precision": 0.2, "recall": 0.5, "chance_recall": 0.3}}}
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    lines = summary.noise_audit_markdown(str(tmp_path / "audit.json"))
+    assert "| answer | 6 | 2 | 0.875 | 1.000 | 3.000 |" in lines
+    assert "| rho0.7 | 3 | 1 | 0.333 | 0.200 | 0.500 | 0.300 |" in lines
+    (tmp_path / "none.json").write_text(json.dumps({**audit, "note": "no corrupted tokens recorded"}))
+    assert summary.noise_audit_markdown(str(tmp_path / "none.json")) == \
+        ["## Noise audit", "", "no corrupted tokens recorded", ""]

@@ -1,96 +1,75 @@
-"""The whole DAG on a tiny model over a grid of every method x two rho x two seeds: artifacts,
-exact influence, partition counts, distinct checkpoints, a no-op rerun, and a rho change that
-reruns only what depends on it."""
+"""The whole DAG of the test experiment (.test/config.yaml: every method x two rho x two seeds on a
+tiny model): artifacts, exact influence, partition counts, distinct checkpoints, a no-op rerun, a
+rho change that reruns only what depends on it, a lost checkpoint rebuilt, and a second experiment
+beside the first."""
 import os
 import re
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from safetensors.numpy import load_file
 
-from tiny import make_workdir
+from workflow_helpers import ROOT, load_test_config, make_test_workdir, planned_jobs, snakemake
+from workflow_scripts import runs
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = "tiny"
-RHOS = ["0.7", "0.5"]
-SEEDS = [1, 2]
-RUNS = [run for seed in SEEDS for run in [f"sft/all/seed{seed}"] + [
-    f"{method}/{variant}/seed{seed}" for rho in RHOS for method, variant in [
-        ("ignore", f"rho{rho}"), ("forget", f"rho{rho}-ascent-linear"), ("random", f"rho{rho}-random-ascent-linear"),
-        ("rho1", f"rho{rho}"), ("self_evolving", f"rho{rho}-K2-ascent-linear")]]]
+CONFIG = load_test_config()
+MODEL, DATASET = CONFIG["model"]["name"], CONFIG["data"]["name"]
+EXPERIMENT = f"{DATASET}/{MODEL}"
+GRID = runs.grid({**CONFIG, "partition": {"scope": "global"},
+                  "forget": {"forget_loss": "ascent", "lambda_schedule": "linear"}})
+RUNS = [run.label for run in GRID]
+TASKS = CONFIG["eval"]["tasks"]
 
 
-def checkpoint(run):
+def checkpoint(label):
     """Where a run's merged model lies (self_evolving: its last round)."""
-    return f"{run}/round2/model" if run.startswith("self_evolving") else f"{run}/model"
-TASKS = ["boolq", "asdiv", "logiqa"]
-
-
-def tiny_config(tiny_model_dir, data_dir):
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["model"] = {"name": MODEL, "source": str(tiny_model_dir), "dtype": "float32"}
-    config["data"] = {"pool": str(data_dir / "pool.jsonl"), "eval": str(data_dir / "eval")}
-    config["split"] = {"reference_size": 8, "train_size": 16, "seed": 0}
-    config["tokenize"] = {"max_seq_length": 64}
-    config["training"].update(lora_r=4, lora_alpha=8, learning_rate=5e-2, batch_size=4)
-    config["eval"] = {"tasks": TASKS, "limit": {}, "batch_size": 4}
-    config.update(methods=["sft", "ignore", "forget", "random", "rho1", "self_evolving"],
-                  rho=[float(r) for r in RHOS], seeds=SEEDS, self_evolving={"rounds": 2})
-    # One thread per job: two small jobs at a time on two cores.
-    config["resources"] = {group: {**res, "cpus_per_task": 1} for group, res in config["resources"].items()}
-    return config
-
-
-def snakemake(workdir, *args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-         "--profile", str(ROOT / "profiles" / "local"), "--cores", "2", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=900)
-
-
-def planned_jobs(result) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: rule -> count."""
-    stats = result.stdout.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    return f"{label}/{runs.parse(label).checkpoint}"
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, tiny_model_dir):
-    workdir = make_workdir(tmp_path_factory.mktemp("workflow"), lambda data: tiny_config(tiny_model_dir, data))
+    workdir = make_test_workdir(tmp_path_factory.mktemp("workflow"), tiny_model_dir)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return workdir
 
 
+def test_the_grid_is_every_method_rho_and_seed():
+    assert len(RUNS) == 2 * (1 + 2 * 5)
+    assert "forget/rho0.5-ascent-linear/seed2" in RUNS and "self_evolving/rho0.7-K2-ascent-linear/seed1" in RUNS
+
+
 def test_every_artifact_exists(workdir):
-    results = workdir / "results"
+    results = workdir / "results" / DATASET
     expected = [
         "data/pool.jsonl", "data/reference.jsonl", "data/train.jsonl",
         *[f"data/eval/{t}.jsonl" for t in TASKS],
         f"{MODEL}/tokens/reference.parquet", f"{MODEL}/tokens/train.parquet",
-        f"{MODEL}/reference/model.safetensors", f"{MODEL}/losses/base.parquet", f"{MODEL}/losses/reference.parquet",
+        f"{MODEL}/reference/model.safetensors", f"{MODEL}/reference.training_log.json",
+        f"{MODEL}/losses/base.parquet", f"{MODEL}/losses/reference.parquet",
         f"{MODEL}/influence.parquet", f"{MODEL}/rho0.7/partition.parquet", f"{MODEL}/rho0.5/partition.json",
         f"{MODEL}/rho0.5-random/seed2/partition.parquet",
         *[f"{MODEL}/{checkpoint(run)}/model.safetensors" for run in RUNS],
+        *[f"{MODEL}/{run}/training_log.json" for run in RUNS if not run.startswith("self_evolving")],
         f"{MODEL}/self_evolving/rho0.5-K2-ascent-linear/seed2/round1/partition.parquet",
         *[f"{MODEL}/{run}/scores/{t}.json" for run in ["base", *RUNS] for t in TASKS],
-        "summary.csv", "summary_by_method.csv", "summary.md", "tokens.html",
+        *[f"{MODEL}/{name}" for name in ("summary.csv", "summary_by_method.csv", "summary.md", "benchmarks.csv",
+                                         "tokens.html")],
     ]
     missing = [p for p in expected if not (results / p).is_file()]
     assert not missing
     assert (workdir / f"resources/models/{MODEL}/model.safetensors").is_file()
     logs = {p.relative_to(workdir / "logs").as_posix() for p in (workdir / "logs").rglob("*.log")}
-    assert {"prepare_data.log", "split.log", f"{MODEL}/train_reference.log", "summary.log"} <= logs
+    assert {f"{DATASET}/prepare_data.log", f"{DATASET}/split.log", f"{EXPERIMENT}/train_reference.log",
+            f"{EXPERIMENT}/summary.log"} <= logs
 
 
 def test_influence_is_exactly_base_minus_reference(workdir):
-    results = workdir / "results" / MODEL
+    results = workdir / "results" / EXPERIMENT
     base = pq.read_table(results / "losses/base.parquet")
     ref = pq.read_table(results / "losses/reference.parquet")
     influence = pq.read_table(results / "influence.parquet")
@@ -102,13 +81,13 @@ def test_influence_is_exactly_base_minus_reference(workdir):
 
 @pytest.mark.parametrize("partition", ["rho0.7", "rho0.5", "rho0.7-random/seed1", "rho0.5-random/seed2"])
 def test_positive_count_is_round_rho_n(workdir, partition):
-    part = pq.read_table(workdir / "results" / MODEL / partition / "partition.parquet")
+    part = pq.read_table(workdir / "results" / EXPERIMENT / partition / "partition.parquet")
     n_positive = int(np.sum(part["positive"].to_numpy(zero_copy_only=False)))
     assert n_positive == round(float(partition[3:6]) * part.num_rows)
 
 
 def test_methods_give_different_checkpoints(workdir):
-    weights = [load_file(workdir / "results" / MODEL / checkpoint(run) / "model.safetensors") for run in RUNS]
+    weights = [load_file(workdir / "results" / EXPERIMENT / checkpoint(run) / "model.safetensors") for run in RUNS]
     base = load_file(workdir / f"resources/models/{MODEL}/model.safetensors")
     for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"]:
         tensors = [base[name]] + [w[name] for w in weights]
@@ -118,7 +97,7 @@ def test_methods_give_different_checkpoints(workdir):
 
 
 def test_summary_has_a_row_per_checkpoint(workdir):
-    lines = (workdir / "results/summary.csv").read_text().splitlines()
+    lines = (workdir / "results" / EXPERIMENT / "summary.csv").read_text().splitlines()
     assert lines[0] == "model,method,variant,seed,asdiv_acc,boolq_acc,logiqa_acc_norm,mean"
     rows = [tuple(line.split(",")[1:4]) for line in lines[1:]]
     assert len(rows) == len(set(rows)) == 1 + len(RUNS)
@@ -130,7 +109,7 @@ def test_summary_has_a_row_per_checkpoint(workdir):
 def test_figures_are_valid_pngs(workdir, name):
     from PIL import Image
 
-    path = workdir / "results" / "plots" / f"{name}.png"
+    path = workdir / "results" / EXPERIMENT / "plots" / f"{name}.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
         image.verify()
@@ -138,11 +117,11 @@ def test_figures_are_valid_pngs(workdir, name):
 
 
 def test_token_page_colours_every_shown_response_token(workdir):
-    page = (workdir / "results" / "tokens.html").read_text()
+    page = (workdir / "results" / EXPERIMENT / "tokens.html").read_text()
     assert page.startswith("<!doctype html>") and "<script" not in page
     assert page.count('class="example"') == 16  # every training example: the tiny split has 16
     spans = re.findall(r'<span class="tok( neg)?( noisy)?" style="background:rgb\(\d+,\d+,\d+\)" title="influence', page)
-    n_tokens = pq.read_table(workdir / "results" / MODEL / "influence.parquet").num_rows
+    n_tokens = pq.read_table(workdir / "results" / EXPERIMENT / "influence.parquet").num_rows
     assert len(spans) == n_tokens
     assert sum(1 for neg, _ in spans if neg) == n_tokens - round(0.7 * n_tokens)
 
@@ -170,3 +149,71 @@ def test_changing_rho_reruns_only_partition_and_downstream(workdir):
     # sft and everything of rho 0.7 untouched.
     assert planned_jobs(result) == {"partition": 1, "random_partition": 2, "train_final": 8,
                                     "self_evolving_round": 4, "evaluate": 30, "summary": 1, "plots": 1, "all": 1}
+
+
+@pytest.mark.parametrize("run,allowed", [
+    ("sft/rho0.7-per_example/seed1", "sft variants read all"),
+    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example]"),
+    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}"),
+])
+def test_a_run_outside_the_grammar_is_refused_at_planning(workdir, run, allowed):
+    result = snakemake(workdir, "--dry-run", f"results/{EXPERIMENT}/{run}/model")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert allowed in output
+    assert "this config grid has" in output  # and the variants the config does have
+    assert "train_final" not in planned_jobs(result)
+
+
+def test_a_lost_checkpoint_is_rebuilt(workdir):
+    lost = workdir / "results" / EXPERIMENT / "forget/rho0.7-ascent-linear/seed1/model"
+    shutil.move(lost, workdir / "moved-away")
+    try:
+        result = snakemake(workdir, "--dry-run")
+    finally:
+        shutil.move(workdir / "moved-away", lost)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    assert jobs["train_final"] == 1 and jobs["evaluate"] == len(TASKS)
+    assert snakemake(workdir, "--dry-run").stdout.count("Nothing to be done") == 1
+
+
+def test_a_second_experiment_lives_beside_the_first(workdir):
+    """Another pool under another data name: both cached, neither makes the other stale."""
+    pool = (workdir / "data/pool.jsonl").read_text().splitlines()
+    (workdir / "data/pool-small.jsonl").write_text("\n".join(pool[:20]) + "\n")
+    (workdir / "other.yaml").write_text(
+        "data: {name: small-pool, pool: data/pool-small.jsonl, eval: data/eval}\n"
+        "methods: [sft]\nseeds: [1]\nsplit: {reference_size: 4, train_size: 12}\n")
+    other = ["--configfile", workdir / "config.yaml", workdir / "other.yaml"]
+    result = snakemake(workdir, *other)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (workdir / "results/small-pool/tiny/sft/all/seed1/model/model.safetensors").is_file()
+    for args in ([], other):
+        again = snakemake(workdir, "--dry-run", *args)
+        assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+
+
+def test_a_tiny_rho_plans_and_runs(workdir):
+    """rho 1e-05 is written rho0.00001 and builds like any other value (no grid value is dropped)."""
+    (workdir / "tiny-rho.yaml").write_text("rho: [0.7, 0.00001]\n")
+    overlay = ["--configfile", workdir / "config.yaml", workdir / "tiny-rho.yaml"]
+    plan = planned_jobs(snakemake(workdir, "--dry-run", *overlay))
+    assert plan["partition"] == 1 and plan["train_final"] == 8 and plan["summary"] == 1
+    target = f"results/{EXPERIMENT}/forget/rho0.00001-ascent-linear/seed1/model"
+    result = snakemake(workdir, *overlay, target)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    stats = (workdir / "results" / EXPERIMENT / "rho0.00001/partition.json").read_text()
+    assert '"n_positive": 0' in stats and (workdir / target / "model.safetensors").is_file()
+
+
+def test_rules_run_the_python_that_runs_snakemake(workdir):
+    """`.venv/bin/snakemake` without an activated venv: no `python` with pyarrow on PATH."""
+    (workdir / "path.yaml").write_text("data: {name: path-test}\n")
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--cores", "1",
+                             "--snakefile", str(ROOT / "Snakefile"), "--configfile", workdir / "config.yaml",
+                             workdir / "path.yaml", "results/path-test/data/train.jsonl"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (workdir / "results/path-test/data/split.json").is_file()

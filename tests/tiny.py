@@ -75,13 +75,18 @@ def write_tiny_eval(directory: str | Path) -> Path:
     return directory
 
 
-def make_workdir(workdir: Path, config_for) -> Path:
-    """A workflow directory holding the tiny pool, the eval sets and config.yaml = config_for(inputs dir)."""
-    import yaml
+# The training options the rules always pass (the config's `training:` section), for tiny runs.
+TRAINING = {"lora_r": 4, "lora_alpha": 16, "lora_dropout": 0.1, "lora_target_modules": "all-linear",
+            "learning_rate": 0.01, "lr_scheduler": "linear", "warmup_ratio": 0.03, "epochs": 1, "batch_size": 4,
+            "gradient_accumulation_steps": 1, "save_steps": 0, "seed": 1, "dtype": "float32"}
 
-    data = workdir / "inputs"
-    data.mkdir(parents=True)
-    write_tiny_pool(data / "pool.jsonl")
-    write_tiny_eval(data / "eval")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config_for(data)))
-    return workdir
+
+def train_args(**changes) -> list[str]:
+    """["--lora-r", "4", ..., "--shuffle"] with `changes` applied, as the rules pass them."""
+    return [word for key, value in {**TRAINING, **changes}.items()
+            for word in ("--" + key.replace("_", "-"), str(value))] + ["--shuffle"]
+
+if __name__ == "__main__":  # python tests/tiny.py DIR: the tiny model of .test/config.yaml
+    import sys
+
+    print(build_tiny_model(sys.argv[1]))

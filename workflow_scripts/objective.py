@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from workflow_scripts.constants import IGNORE_INDEX
 
-LOSS_KINDS = ("ascent", "unlikelihood")
-SCHEDULES = ("linear", "constant", "cosine")
+from workflow_scripts.runs import FORGET_LOSSES, LAMBDA_SCHEDULES
 
 
 def next_token_positions(labels: torch.Tensor) -> torch.Tensor:
@@ -49,15 +48,18 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def forgetting_loss_at(logits, positions, labels, positive_mask, negative_mask, lam, kind="ascent"):
-    """The Forgetting loss on logits taken at `positions` (see `token_ce_at`)."""
-    if kind not in LOSS_KINDS:
-        raise ValueError(f"unknown forget loss kind {kind!r}; expected one of {LOSS_KINDS}")
+def forgetting_loss_at(logits, positions, labels, positive_mask, negative_mask, lam, forget_loss="ascent"):
+    """The Forgetting loss on logits taken at `positions` (see `token_ce_at`); `forget_loss=None`
+    is the objective of the methods without a forget term (mean CE of the positives)."""
+    if forget_loss is not None and forget_loss not in FORGET_LOSSES:
+        raise ValueError(f"unknown forget loss {forget_loss!r}; expected one of {FORGET_LOSSES}")
     ce, select = token_ce_at(logits, positions, labels)
     positive, negative = select(positive_mask), select(negative_mask)
     positive_ce = _masked_mean(ce, positive)
     negative_ce = _masked_mean(ce, negative)
-    if kind == "ascent":
+    if forget_loss is None:
+        loss = positive_ce
+    elif forget_loss == "ascent":
         loss = positive_ce - lam * negative_ce
     else:
         # Unlikelihood: -log(1 - p(token)) = -log(-expm1(-ce)), bounded below, unlike ascent.
@@ -73,14 +75,14 @@ def forgetting_loss_at(logits, positions, labels, positive_mask, negative_mask, 
     return loss, stats
 
 
-def forgetting_loss(logits, labels, positive_mask, negative_mask, lam, kind="ascent"):
+def forgetting_loss(logits, labels, positive_mask, negative_mask, lam, forget_loss="ascent"):
     """`mean CE(positive) - lam * mean CE(negative)` from the model's full, unshifted logits [B, T, V].
 
     Means are over the tokens of each set in the batch; an empty set contributes 0; -100 positions
     never count, whatever the masks say. Returns (loss, stats) with the two means and the counts.
     """
     positions = torch.arange(labels.shape[1] - 1, device=labels.device)
-    return forgetting_loss_at(logits[:, :-1], positions, labels, positive_mask, negative_mask, lam, kind)
+    return forgetting_loss_at(logits[:, :-1], positions, labels, positive_mask, negative_mask, lam, forget_loss)
 
 
 def selective_loss_at(logits, positions, labels, response_mask, reference_loss, keep: float):
@@ -104,7 +106,7 @@ def selective_loss_at(logits, positions, labels, response_mask, reference_loss, 
     return loss, stats
 
 
-def lambda_at(step: int, total_steps: int, t_min: float, t_max: float, schedule: str = "linear") -> float:
+def lambda_at(step: int, total_steps: int, t_min: float, t_max: float, schedule: str) -> float:
     """Weight of the negative term at `step` (0-based) of `total_steps`.
 
     linear: t_min at step 0 rising to t_max at the last step (the paper: 1e-5 -> 0.25);
@@ -117,4 +119,4 @@ def lambda_at(step: int, total_steps: int, t_min: float, t_max: float, schedule:
         return float(t_min + (t_max - t_min) * frac)
     if schedule == "cosine":
         return float(t_min + (t_max - t_min) * (1 - math.cos(math.pi * step / total_steps)) / 2)
-    raise ValueError(f"unknown lambda schedule {schedule!r}; expected one of {SCHEDULES}")
+    raise ValueError(f"unknown lambda schedule {schedule!r}; expected one of {LAMBDA_SCHEDULES}")

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from workflow_scripts.files import atomic_path, run_main, setup_logging  # noqa: E402
+from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging  # noqa: E402
 from workflow_scripts.token_table import read_table  # noqa: E402
 
 log = setup_logging("plots")
@@ -86,7 +86,8 @@ def main(argv=None):
     parser.add_argument("--by-method", required=True, help="results/summary_by_method.csv")
     parser.add_argument("--influence", default=None, help="influence Parquet (none when no method uses it)")
     parser.add_argument("--partitions", nargs="*", default=[], help="partition.json files")
-    parser.add_argument("--models", nargs="*", default=[], help="trained checkpoint directories")
+    parser.add_argument("--training-logs", nargs="*", default=[], metavar="RUN=PATH",
+                        help="training logs, each with the run label it belongs to")
     parser.add_argument("--out-scores", required=True)
     parser.add_argument("--out-influence", default=None)
     parser.add_argument("--out-training", required=True)
@@ -97,9 +98,11 @@ def main(argv=None):
         partitions = [json.loads(Path(p).read_text()) for p in args.partitions]
         save(influence_figure(read_table(args.influence), partitions), args.out_influence)
     runs = {}
-    for model in args.models:  # results/{model}/{method}/{variant}/seed{seed}[/round{k}]/model
-        history = json.loads((Path(model) / "training_log.json").read_text())["log_history"]
-        runs["/".join(Path(model).parts[2:-1])] = history
+    for item in args.training_logs:
+        label, sep, path = item.partition("=")
+        if not sep:
+            raise InputError(f"--training-logs {item!r}: expected RUN=PATH")
+        runs[label] = json.loads(Path(path).read_text())["log_history"]
     save(training_figure(runs), args.out_training)
     log.info("wrote %s, %s, %s", args.out_scores, args.out_influence, args.out_training)
 

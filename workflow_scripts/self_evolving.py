@@ -7,11 +7,15 @@ trains, from the previous round's model (the base model for round 1), with the f
 The last round's model is the method's checkpoint.
 
 Output directory (one per round): model/ (merged checkpoint), influence.parquet, partition.parquet,
-partition.json.
+partition.json, and the training log (--out-log).
+
+Under `accelerate launch` (several GPUs) every process scores the chunk on its own GPU (the same
+deterministic tables) and trains its share of each batch; the first process writes the files.
 """
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +50,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--rho", type=float, required=True)
     add_objective_arguments(parser)
-    parser.add_argument("--max-batch-tokens", type=int, default=4096)
+    parser.add_argument("--max-batch-tokens", type=int, required=True, help="padded tokens per scoring pass")
     parser.add_argument("--out", required=True, help="round directory")
     parser.add_argument("--work-dir", required=True)
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    if "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():  # "cuda" is then this process's own GPU when scoring
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
 
     tokens = read_table(args.tokens)
     chunk = tokens.take(chunk_rows(tokens.num_rows, args.round, args.rounds))
@@ -62,13 +71,14 @@ def main(argv=None):
     influence = influence_table(chunk, base, reference)
     positive, stats = partition(influence, args.rho)
     out = Path(args.out)
-    write_parquet(out / "influence.parquet", influence)
-    write_parquet(out / "partition.parquet", positive)
-    write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_parquet(out / "influence.parquet", influence)
+        write_parquet(out / "partition.parquet", positive)
+        write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
-    train(args.start_model, chunk, positive, objective_from_args(args, "forget"), train_config_from_args(args),
-          str(out / "model"), args.work_dir)
+    train(args.start_model, chunk, positive, objective_from_args(args, "self_evolving"), train_config_from_args(args),
+          str(out / "model"), args.out_log, args.work_dir)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""Collect the score JSONs into the summary tables.
+"""Collect the score JSONs of an experiment (results/{dataset}/{model}/) into its summary tables.
 
-- results/summary.csv: one row per evaluated checkpoint (model, method, variant, seed), one column
-  per task (its headline metric, as the evaluator recorded it) and their mean over the tasks;
-- results/summary_by_method.csv: one row per model, method and variant, averaged over seeds, with
-  the standard deviation over seeds, the 95% interval half-width (Student t over seeds; empty
-  with one seed) and the difference to `sft` of the same model;
-- results/summary.md: both, readable.
+- summary.csv: one row per evaluated checkpoint (model, method, variant, seed), one column per task
+  (its headline metric, as the evaluator recorded it) and their mean over the tasks;
+- summary_by_method.csv: one row per model, method and variant, averaged over seeds, with the
+  standard deviation over seeds, the 95% interval half-width (Student t over seeds; empty with one
+  seed) and the difference to `sft` of the same model;
+- benchmarks.csv: every job's wall time, memory and CPU time (Snakemake's `benchmark:` files), and
+  per rule the jobs, total and slowest time and peak memory in summary.md;
+- summary.md: all of them, readable.
+
+Each score JSON says which checkpoint it scored (`model`, `data`, `run`); runs are read with the
+run grammar (workflow_scripts/runs.py), never from the file's path.
 """
 from __future__ import annotations
 
@@ -17,29 +22,34 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from workflow_scripts import runs
 from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging
 
 log = setup_logging("summary")
 
-METHOD_ORDER = {"base": 0, "sft": 1, "ignore": 2, "forget": 3, "random": 4, "rho1": 5, "self_evolving": 6}
+METHOD_ORDER = {method: i for i, method in enumerate(("base",) + runs.METHODS)}
 
 
-def describe(path: Path, results: Path) -> dict:
-    """results/{model}/{run}/scores/{task}.json -> model, method, variant, seed, task."""
-    parts = path.relative_to(results).parts
-    model, run, task = parts[0], parts[1:-2], path.stem
-    if run == ("base",):
-        return {"model": model, "method": "base", "variant": "", "seed": "", "task": task}
-    if len(run) != 3 or not run[2].startswith("seed"):
-        raise InputError(f"{path}: not a score file of the form results/MODEL/METHOD/VARIANT/seedN/scores/TASK.json")
-    return {"model": model, "method": run[0], "variant": run[1], "seed": run[2][4:], "task": task}
+def describe(score: dict, path: Path) -> dict:
+    """A score record -> model, method, variant, seed, task (the run it names, read by the grammar)."""
+    missing = [key for key in ("model", "run", "task", "metric", "score") if key not in score]
+    if missing:
+        raise InputError(f"{path}: score record without {', '.join(missing)}")
+    if score["run"] == "base":
+        return {"model": score["model"], "method": "base", "variant": "", "seed": "", "task": score["task"]}
+    try:
+        run = runs.parse(score["run"])
+    except ValueError as err:
+        raise InputError(f"{path}: {err}") from None
+    return {"model": score["model"], "method": run.method, "variant": run.variant, "seed": str(run.seed),
+            "task": score["task"]}
 
 
-def summary_table(paths: list[Path], results: Path) -> pd.DataFrame:
+def summary_table(paths: list[Path]) -> pd.DataFrame:
     records = []
     for path in paths:
         score = json.loads(path.read_text())
-        records.append({**describe(path, results), "score": score["score"],
+        records.append({**describe(score, path), "score": score["score"] / score.get("scale", 1),
                         "metric": f"{score['task']}_{score['metric']}"})
     long = pd.DataFrame(records)
     table = long.pivot_table(index=["model", "method", "variant", "seed"], columns="metric",
@@ -104,24 +114,86 @@ def to_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
         *markdown_table(list(table.columns), run_rows, 4), ""])
 
 
+BENCHMARK_COLUMNS = {"s": "seconds", "max_rss": "max_rss_mb", "cpu_time": "cpu_seconds"}
+
+
+def benchmark_table(dirs: list[str]) -> pd.DataFrame:
+    """One row per job from Snakemake's benchmark files, `{dir}/{rule}[/{job}].tsv`."""
+    rows = []
+    for directory in map(Path, dirs):
+        for path in sorted(directory.rglob("*.tsv")):
+            parts = path.relative_to(directory).with_suffix("").parts
+            record = pd.read_csv(path, sep="\t", na_values=["NA", "-"]).iloc[-1]  # a rerun appends: the last
+            rows.append({"rule": parts[0], "job": "/".join(parts[1:]) or parts[0],
+                         **{new: record.get(old) for old, new in BENCHMARK_COLUMNS.items()}})
+    return pd.DataFrame(rows, columns=["rule", "job", *BENCHMARK_COLUMNS.values()])
+
+
+def benchmark_markdown(table: pd.DataFrame) -> list[str]:
+    if table.empty:
+        return []
+    per_rule = table.groupby("rule", sort=False).agg(jobs=("job", "size"), total=("seconds", "sum"),
+                                                    slowest=("seconds", "max"), peak=("max_rss_mb", "max"))
+    rows = [[rule, str(int(r.jobs)), f"{r.total:.1f}", f"{r.slowest:.1f}",
+             "" if math.isnan(r.peak) else f"{r.peak:.0f}"] for rule, r in per_rule.iterrows()]
+    return ["## Time and memory per rule", "",
+            "From each job's Snakemake benchmark file (`benchmarks.csv` has every job); wall seconds, peak RSS in MB.",
+            "", *markdown_table(["rule", "jobs", "total s", "slowest s", "peak MB"], rows, 1), ""]
+
+
+def noise_audit_markdown(path: str | None) -> list[str]:
+    """The noise audit's headline: does low influence find the corrupted tokens, and does each
+    partition's negative set hold them (workflow_scripts/noise_audit.py)?"""
+    if not path:
+        return []
+    audit = json.loads(Path(path).read_text())
+    if audit.get("note"):
+        return ["## Noise audit", "", audit["note"], ""]
+
+    def number(value, digits=3):
+        return "" if value is None else f"{value:.{digits}f}"
+
+    separation = [[scope, str(audit[scope]["n_tokens"]), str(audit[scope]["n_corrupted"]), number(audit[scope]["auroc"]),
+                   number(audit[scope]["mean_influence_corrupted"]), number(audit[scope]["mean_influence_clean"])]
+                  for scope in ("all", "answer")]
+    partitions = [[label, str(p["n_negative"]), str(p["n_corrupted_negative"]), number(p["precision"]),
+                   number(p["chance_precision"]), number(p["recall"]), number(p["chance_recall"])]
+                  for label, p in audit["partitions"].items()]
+    return ["## Noise audit", "",
+            "AUROC of low influence at finding the corrupted response tokens (0.5 = chance), over all response",
+            "tokens and over answer tokens (no special or whitespace-only tokens); then, per partition, the",
+            "precision and recall of its negative set against the corrupted tokens, beside a random partition's.", "",
+            *markdown_table(["tokens", "n", "corrupted", "AUROC", "mean influence corrupted", "mean influence clean"],
+                            separation, 1), "",
+            *(markdown_table(["partition", "negatives", "corrupted negatives", "precision", "chance", "recall",
+                              "chance"], partitions, 1) if partitions else []), ""]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", default="results", help="results root the score paths are under")
+    parser.add_argument("--scores", nargs="+", required=True, help="score JSON files")
+    parser.add_argument("--benchmark-dirs", nargs="*", default=[], help="folders of benchmark files, {rule}[/...].tsv")
+    parser.add_argument("--noise-audit", default=None, help="noise_audit.json, where the experiment has one")
     parser.add_argument("--out-csv", required=True, help="one row per checkpoint")
     parser.add_argument("--out-by-method", required=True, help="one row per model, method and variant")
+    parser.add_argument("--out-benchmarks", required=True, help="one row per job: wall time, memory, CPU time")
     parser.add_argument("--out-md", required=True)
-    parser.add_argument("scores", nargs="+", help="score JSON files")
     args = parser.parse_args(argv)
 
-    table = summary_table([Path(p) for p in args.scores], Path(args.results))
+    table = summary_table([Path(p) for p in args.scores])
     summary = by_method(table)
+    benchmarks = benchmark_table(args.benchmark_dirs)
     with atomic_path(args.out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(args.out_by_method) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(args.out_benchmarks) as tmp:
+        benchmarks.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(args.out_md) as tmp:
-        Path(tmp).write_text(to_markdown(table, summary), encoding="utf-8")
-    log.info("%d checkpoints x %d tasks -> %s", len(table), len(table.columns) - 5, args.out_csv)
+        sections = noise_audit_markdown(args.noise_audit) + benchmark_markdown(benchmarks)
+        Path(tmp).write_text(to_markdown(table, summary) + "\n" + "\n".join(sections), encoding="utf-8")
+    log.info("%d checkpoints x %d tasks -> %s; %d benchmarked jobs", len(table), len(table.columns) - 5,
+             args.out_csv, len(benchmarks))
 
 
 if __name__ == "__main__":

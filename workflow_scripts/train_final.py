@@ -3,19 +3,20 @@
 Methods: `sft` (every response token), `ignore` (positive tokens only), `forget`
 (positive tokens learnt, negative tokens forgotten with weight lambda(step)), `random` (forget
 with a random partition), `rho1` (the batch's top-rho tokens by excess loss over the reference).
-Output: results/{model}/{method}/{variant}/seed{seed}/model/.
+Output: results/{dataset}/{model}/{method}/{variant}/seed{seed}/model/ and the training log beside it.
 """
 from __future__ import annotations
 
 import argparse
 
+from workflow_scripts import runs
 from workflow_scripts.files import InputError, run_main
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
                                        train_config_from_args)
 
-METHODS = ("sft", "ignore", "forget", "random", "rho1")
+METHODS = tuple(m for m in runs.METHODS if m != "self_evolving")  # self_evolving: its own module
 NEEDS_PARTITION = ("ignore", "forget", "random")
 
 
@@ -25,7 +26,7 @@ def main(argv=None):
     parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
     parser.add_argument("--partition", default=None, help="partition Parquet (ignore, forget, random)")
     parser.add_argument("--reference-losses", default=None, help="reference token losses (rho1)")
-    parser.add_argument("--keep", type=float, default=1.0, help="rho1: fraction of each batch's tokens learnt")
+    parser.add_argument("--keep", type=float, default=None, help="rho1: fraction of each batch's tokens learnt")
     parser.add_argument("--method", required=True, choices=METHODS)
     add_objective_arguments(parser)
     parser.add_argument("--out", required=True, help="merged checkpoint directory")
@@ -36,13 +37,13 @@ def main(argv=None):
 
     if args.method in NEEDS_PARTITION and not args.partition:
         raise InputError(f"method {args.method!r} needs --partition")
-    if args.method == "rho1" and not args.reference_losses:
-        raise InputError("method 'rho1' needs --reference-losses")
+    if args.method == "rho1" and not (args.reference_losses and args.keep):
+        raise InputError("method 'rho1' needs --reference-losses and --keep")
     partition = read_table(args.partition) if args.method in NEEDS_PARTITION else None
     reference_losses = read_table(args.reference_losses) if args.method == "rho1" else None
     objective = objective_from_args(args, args.method, keep=args.keep)
     train(args.model_dir, read_table(args.tokens), partition, objective,
-          train_config_from_args(args), args.out, args.work_dir, reference_losses)
+          train_config_from_args(args), args.out, args.out_log, args.work_dir, reference_losses)
 
 
 if __name__ == "__main__":

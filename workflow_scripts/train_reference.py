@@ -1,6 +1,6 @@
 """Fine-tune the reference model: plain SFT with LoRA on the reference split, merged.
 
-Output: results/{model}/reference/ (safetensors checkpoint, tokenizer, training_log.json).
+Output: results/{dataset}/{model}/reference/ (safetensors checkpoint, tokenizer) and its training log.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     set_threads(args.threads)
     train(args.model_dir, read_table(args.tokens), None, Objective(method="sft"),
-          train_config_from_args(args), args.out, args.work_dir)
+          train_config_from_args(args), args.out, args.out_log, args.work_dir)
 
 
 if __name__ == "__main__":

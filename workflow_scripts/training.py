@@ -24,52 +24,57 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from workflow_scripts.files import atomic_path, setup_logging
-from workflow_scripts.objective import (LOSS_KINDS, SCHEDULES, forgetting_loss_at, lambda_at, next_token_positions,
-                                     selective_loss_at)
+from workflow_scripts.files import InputError, atomic_path, setup_logging, write_json
+from workflow_scripts.objective import forgetting_loss_at, lambda_at, next_token_positions, selective_loss_at
 from workflow_scripts.modeling import load_causal_lm, pad_batch
+from workflow_scripts.runs import FORGET_FAMILY, FORGET_LOSSES, LAMBDA_SCHEDULES
 from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
 
 log = setup_logging("training")
 
-METHODS_WITH_NEGATIVES = ("forget", "random")
 
 
 @dataclass(frozen=True)
 class Objective:
-    """What is learnt and what is forgotten: `kind` of negative term and lambda's schedule."""
-    method: str = "sft"
-    t_min: float = 1e-5
-    t_max: float = 0.25
-    schedule: str = "linear"
-    kind: str = "ascent"
-    keep: float = 1.0  # rho1: the fraction of each batch's tokens learnt
+    """What is learnt and what is forgotten. The forget family (runs.FORGET_FAMILY) has a
+    negative term (`forget_loss`) weighted by lambda(step) from t_min to t_max on
+    `lambda_schedule`; rho1 learns the `keep` fraction of each batch's tokens."""
+    method: str
+    t_min: float | None = None
+    t_max: float | None = None
+    lambda_schedule: str | None = None
+    forget_loss: str | None = None
+    keep: float | None = None
 
     def lam(self, step: int, total_steps: int) -> float:
-        if self.method not in METHODS_WITH_NEGATIVES:
+        if self.method not in FORGET_FAMILY:
             return 0.0
-        return lambda_at(step, total_steps, self.t_min, self.t_max, self.schedule)
+        return lambda_at(step, total_steps, self.t_min, self.t_max, self.lambda_schedule)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lora_r: int = 64
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    lora_target_modules: str = "all-linear"
-    learning_rate: float = 1e-4
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.03
-    epochs: float = 1.0
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 1
+    """The `training:` section of the config (its defaults are the schema's), plus the run's seed
+    and dtype and the few settings the config does not expose."""
+    lora_r: int
+    lora_alpha: float
+    lora_dropout: float
+    lora_target_modules: str
+    learning_rate: float
+    lr_scheduler: str
+    warmup_ratio: float
+    epochs: float
+    batch_size: int
+    gradient_accumulation_steps: int
+    save_steps: int  # checkpoint the trainer state every N steps (0: never); a rerun resumes from it
+    seed: int
+    dtype: str
+    shuffle: bool = False  # the trainer's seeded shuffle (else the file's order, as the authors trained)
+    bf16: bool = False  # mixed precision (autocast); `dtype` is the dtype the weights are loaded in
+    gradient_checkpointing: bool = False
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     logging_steps: int = 1
-    save_steps: int = 0  # checkpoint the trainer state every N steps (0: never); a rerun resumes from it
-    seed: int = 1
-    dtype: str = "float32"
-    bf16: bool = False
     deepspeed: str = ""  # a DeepSpeed config file, for multi-GPU jobs under `accelerate launch`
 
 
@@ -80,7 +85,7 @@ class TokenDataset(torch.utils.data.Dataset):
     def __init__(self, tokens: pa.Table, partition: pa.Table | None, method: str,
                  reference_losses: pa.Table | None = None):
         positive, negative = token_masks(tokens, partition)
-        if method not in METHODS_WITH_NEGATIVES:
+        if method not in FORGET_FAMILY:
             negative = pa.ListArray.from_arrays(negative.offsets, pa.array(np.zeros(len(negative.values), bool)))
         columns = {"input_ids": tokens["input_ids"].combine_chunks(), "labels": tokens["labels"].combine_chunks(),
                    "positive": positive, "negative": negative}
@@ -131,7 +136,7 @@ class ForgettingTrainer(Trainer):
         else:
             lam = self.objective.lam(self.state.global_step, self.state.max_steps)
             loss, stats = forgetting_loss_at(outputs.logits, positions, labels, inputs["positive"],
-                                             inputs["negative"], lam, self.objective.kind)
+                                             inputs["negative"], lam, self.objective.forget_loss)
         self._stats.append(stats)
         return (loss, outputs) if return_outputs else loss
 
@@ -146,28 +151,42 @@ class ForgettingTrainer(Trainer):
 
 
 def add_train_arguments(parser) -> None:
-    """One command-line option per TrainConfig field (--learning-rate, --lora-r, ...)."""
+    """One command-line option per TrainConfig field (--learning-rate, --lora-r, ...); those the
+    config holds are required (the rules always pass them), the others keep their defaults."""
+    from dataclasses import MISSING
+
     for name, field in TrainConfig.__dataclass_fields__.items():
         flag = "--" + name.replace("_", "-")
         if field.type == "bool":
             parser.add_argument(flag, action="store_true")
         else:
             kind = {"int": int, "float": float}.get(field.type, str)
-            parser.add_argument(flag, type=kind, default=field.default)
+            if field.default is MISSING:
+                parser.add_argument(flag, type=kind, required=True)
+            else:
+                parser.add_argument(flag, type=kind, default=field.default)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--out-log", required=True, help="training log JSON (steps, losses, lambda)")
 
 
 def add_objective_arguments(parser) -> None:
-    """The forget objective's options: lambda's range and schedule, and the negative term."""
-    parser.add_argument("--t-min", type=float, default=1e-5, help="lambda at the first step")
-    parser.add_argument("--t-max", type=float, default=0.25, help="lambda at the last step")
-    parser.add_argument("--lambda-schedule", default="linear", choices=SCHEDULES)
-    parser.add_argument("--forget-loss", default="ascent", choices=LOSS_KINDS)
+    """The forget objective's options: lambda's range and schedule, and the negative term (the
+    forget family needs them all; see objective_from_args)."""
+    parser.add_argument("--t-min", type=float, help="lambda at the first step")
+    parser.add_argument("--t-max", type=float, help="lambda at the last step")
+    parser.add_argument("--lambda-schedule", choices=LAMBDA_SCHEDULES)
+    parser.add_argument("--forget-loss", choices=FORGET_LOSSES)
 
 
-def objective_from_args(args, method: str, keep: float = 1.0) -> Objective:
-    return Objective(method=method, t_min=args.t_min, t_max=args.t_max, schedule=args.lambda_schedule,
-                     kind=args.forget_loss, keep=keep)
+def objective_from_args(args, method: str, keep: float | None = None) -> Objective:
+    if method in FORGET_FAMILY:
+        missing = [f"--{k.replace('_', '-')}" for k in ("t_min", "t_max", "lambda_schedule", "forget_loss")
+                   if getattr(args, k) is None]
+        if missing:
+            raise InputError(f"method {method!r} needs {', '.join(missing)}")
+        return Objective(method=method, t_min=args.t_min, t_max=args.t_max, lambda_schedule=args.lambda_schedule,
+                         forget_loss=args.forget_loss)
+    return Objective(method=method, keep=keep)
 
 
 def train_config_from_args(args) -> TrainConfig:
@@ -195,14 +214,19 @@ def resumable_checkpoint(work_dir: str, run: dict) -> str | None:
 
 
 def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
-          config: TrainConfig, out_dir: str, work_dir: str, reference_losses: pa.Table | None = None) -> dict:
-    """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir`."""
+          config: TrainConfig, out_dir: str, out_log: str, work_dir: str,
+          reference_losses: pa.Table | None = None) -> dict:
+    """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir` and the
+    training log (per-step losses, lambda, token counts) to `out_log`."""
     from peft import LoraConfig, get_peft_model
 
     set_seed(config.seed)  # the LoRA initialisation, identical across methods for one seed
     model = load_causal_lm(model_dir, config.dtype, place=False)  # Trainer puts it on this rank's device
+    # "all-linear" or a comma-separated list of module names ("q_proj,k_proj,...").
+    targets = config.lora_target_modules if config.lora_target_modules == "all-linear" else \
+        config.lora_target_modules.split(",")
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
+                      target_modules=targets, task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
     dataset = TokenDataset(tokens, partition, objective.method, reference_losses)
     args = TrainingArguments(
@@ -218,7 +242,11 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
         logging_steps=config.logging_steps,
         seed=config.seed,
         data_seed=config.seed,  # same data order for every method of one seed
+        train_sampling_strategy="random" if config.shuffle else "sequential",
         bf16=config.bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        # Non-reentrant checkpointing needs no gradient on the (frozen) input embeddings under LoRA.
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         deepspeed=config.deepspeed or None,
         use_cpu=not torch.cuda.is_available(),
         save_strategy="steps" if config.save_steps else "no",
@@ -247,9 +275,9 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     with atomic_path(out_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        summary = {"method": objective.method, "objective": objective.__dict__, "config": config.__dict__,
-                   "steps": trainer.state.global_step, "examples": len(dataset),
-                   "train_loss": result.training_loss, "log_history": trainer.state.log_history}
-        (Path(tmp) / "training_log.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = {"method": objective.method, "objective": objective.__dict__, "config": config.__dict__,
+               "steps": trainer.state.global_step, "examples": len(dataset),
+               "train_loss": result.training_loss, "log_history": trainer.state.log_history}
+    write_json(out_log, summary)
     shutil.rmtree(work_dir, ignore_errors=True)  # the checkpoints are no longer needed
     return summary

@@ -1,0 +1,36 @@
+# What each job asks the scheduler for, and how its Python is launched. Rule groups (cpu,
+# convert, train, score, evaluate) take their resources from `resources:` in the config.
+
+
+def group_resources(group):
+    """The `resources:` of a rule group from the config; GPU-less jobs ask for no GPU at all."""
+    res = {k: v for k, v in config["resources"][group].items() if v not in (None, "")}
+    if not res.get("gpu"):
+        res.pop("gpu", None)
+        res.pop("gpu_model", None)
+    return res
+
+
+def group_threads(group):
+    return config["resources"][group]["cpus_per_task"]
+
+
+def conda_env(group):
+    """For --use-conda: the CUDA environment for groups that get GPUs, else the CPU one."""
+    return "../envs/cuda.yaml" if config["resources"][group].get("gpu") else "../envs/cpu.yaml"
+
+
+def python_launcher(group):
+    """`python`, or `accelerate launch` with one process per GPU when a job gets several (DDP;
+    DeepSpeed ZeRO when multi_gpu.strategy says so: see distributed_options)."""
+    gpus = config["resources"][group].get("gpu", 0)
+    if gpus <= 1:
+        return "python"
+    return f"accelerate launch --multi_gpu --num_machines 1 --num_processes {gpus}"
+
+
+def distributed_options(group):
+    multi_gpu = config["multi_gpu"]
+    if config["resources"][group].get("gpu", 0) > 1 and multi_gpu["strategy"] == "deepspeed":
+        return cli_options({"deepspeed": multi_gpu["deepspeed_config"]})
+    return ""

@@ -1,0 +1,108 @@
+"""The run grammar: one label per run and one run per label, for every value the schema accepts;
+labels outside it refused with the allowed forms; the grid of a config."""
+import random
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow_scripts import runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())
+
+
+def schema_rhos():
+    """Edge values of the schema's rho range and a seeded sample of floats inside it."""
+    rng = random.Random(0)
+    bounds = SCHEMA["properties"]["rho"]["items"]
+    low = bounds["minimum"]
+    return [low, 1e-5, 0.1 + 0.2, 0.7, 1 / 3, 0.5, 1.0, 2 ** -30, 1 - 2 ** -53] + \
+        [rng.random() or 1.0 for _ in range(500)] + [10 ** rng.uniform(-12, 0) for _ in range(500)]
+
+
+def every_kind_of_run(rho, seed=3):
+    return [runs.Run("sft", seed), runs.Run("rho1", seed, rho),
+            *[runs.Run("ignore", seed, rho, scope=s) for s in runs.SCOPES],
+            *[runs.Run("forget", seed, rho, scope=s, forget_loss=l, lambda_schedule=k)
+              for s in runs.SCOPES for l in runs.FORGET_LOSSES for k in runs.LAMBDA_SCHEDULES],
+            runs.Run("random", seed, rho, forget_loss="unlikelihood", lambda_schedule="cosine"),
+            runs.Run("self_evolving", seed, rho, forget_loss="ascent", lambda_schedule="linear", rounds=12)]
+
+
+def test_rho_labels_are_positional_and_exact():
+    assert [runs.rho_label(r) for r in (0.7, 1.0, 1e-05, 0.5, 0.1 + 0.2)] == \
+        ["0.7", "1", "0.00001", "0.5", "0.30000000000000004"]
+    for rho in schema_rhos():
+        label = runs.rho_label(rho)
+        assert float(label) == rho and "e" not in label and len(label) < 40
+        assert re.fullmatch(runs.RHO_PATTERN, label)
+
+
+@pytest.mark.parametrize("rho", schema_rhos()[:60])
+def test_label_and_parse_round_trip(rho):
+    for run in every_kind_of_run(rho):
+        label = run.label
+        assert runs.parse(label) == run
+        assert re.fullmatch(runs.RUN_PATTERN, label), label
+        assert runs.parse(label).label == label
+
+
+def test_labels_of_the_paths_in_use():
+    assert runs.Run("forget", 1, 0.7, scope="global", forget_loss="ascent", lambda_schedule="linear").label == \
+        "forget/rho0.7-ascent-linear/seed1"
+    assert runs.Run("random", 2, 0.5, forget_loss="ascent", lambda_schedule="linear").label == \
+        "random/rho0.5-random-ascent-linear/seed2"
+    assert runs.Run("self_evolving", 1, 1.0, forget_loss="ascent", lambda_schedule="linear", rounds=2).checkpoint == \
+        "round2/model"
+    assert runs.Run("random", 2, 0.5, forget_loss="ascent", lambda_schedule="linear").partition == "rho0.5-random/seed2"
+    assert runs.Run("ignore", 2, 0.5, scope="per_example").partition == "rho0.5-per_example"
+
+
+@pytest.mark.parametrize("label,message", [
+    ("sft/rho0.7-per_example/seed1", "'rho0.7-per_example' is not a variant of sft: sft variants read all"),
+    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example]"),
+    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}"),
+    ("forget/rho0.70-ascent-linear/seed1", "is not a variant of forget"),  # not the canonical 0.7
+    ("forget/rho1e-05-ascent-linear/seed1", "is not a variant of forget"),
+    ("rho1/rho1.5/seed1", "is not a variant of rho1"),
+    ("rho1/rho0/seed1", "is not a variant of rho1"),
+    ("sft/all/seed01", "is not a seed"),
+    ("sft/all", "expected METHOD/VARIANT/seedN"),
+    ("dpo/all/seed1", "unknown method 'dpo'"),
+])
+def test_labels_outside_the_grammar_are_refused(label, message):
+    with pytest.raises(ValueError) as error:
+        runs.parse(label)
+    assert message in str(error.value)
+    assert not re.fullmatch(runs.RUN_PATTERN, label)
+
+
+def test_a_run_has_exactly_its_method_options():
+    with pytest.raises(ValueError, match="sft has no option 'rho'"):
+        runs.Run("sft", 1, 0.7)
+    with pytest.raises(ValueError, match="forget needs option 'forget_loss'"):
+        runs.Run("forget", 1, 0.7, scope="global")
+    with pytest.raises(ValueError, match="rho must be in"):
+        runs.Run("rho1", 1, 1.5)
+
+
+def test_grid_expands_every_option():
+    config = {"methods": ["sft", "ignore", "forget", "random", "rho1", "self_evolving"], "rho": [0.7, 1e-5],
+              "seeds": [1, 2], "partition": {"scope": ["global", "per_example"]},
+              "forget": {"forget_loss": "ascent", "lambda_schedule": ["linear", "cosine"]},
+              "self_evolving": {"rounds": 3}}
+    grid = runs.grid(config)
+    per_seed = 1 + 2 * (2 + 2 * 2 + 2 + 1 + 2)
+    assert len(grid) == len({run.label for run in grid}) == 2 * per_seed
+    assert "forget/rho0.00001-per_example-ascent-cosine/seed2" in {run.label for run in grid}
+    assert runs.describe_grid(config, "ignore") == "rho0.00001, rho0.00001-per_example, rho0.7, rho0.7-per_example"
+
+
+def test_the_schema_and_the_grammar_name_the_same_options():
+    properties = SCHEMA["properties"]
+    assert properties["methods"]["items"]["enum"] == list(runs.METHODS)
+    assert properties["partition"]["properties"]["scope"]["oneOf"][0]["enum"] == list(runs.SCOPES)
+    assert properties["forget"]["properties"]["forget_loss"]["oneOf"][0]["enum"] == list(runs.FORGET_LOSSES)
+    assert properties["forget"]["properties"]["lambda_schedule"]["oneOf"][0]["enum"] == list(runs.LAMBDA_SCHEDULES)

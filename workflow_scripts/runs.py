@@ -1,0 +1,226 @@
+"""The run grammar: what a trained checkpoint is, and how its path names it.
+
+A run is one method with its options and a seed; its label is the path component
+`{method}/{variant}/seed{seed}` under `results/{data}/{model}/`. The variant carries exactly the
+options that make the method's runs different, so one label names one run and one run has one
+label:
+
+    sft            all
+    ignore         rho{rho}[-per_example]
+    forget         rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}
+    random         rho{rho}-random-{forget_loss}-{lambda_schedule}
+    rho1           rho{rho}
+    self_evolving  rho{rho}-K{rounds}-{forget_loss}-{lambda_schedule}
+
+`rho` is written in positional notation with the fewest digits that read back to the same float
+(0.7, 1, 0.00001), so `parse(label(run)) == run` for every value the config schema accepts and
+`label(parse(text)) == text` for every text that parses. The Snakefile, the summary, the plots and
+the tests read and write labels only through this module; it imports nothing beyond the standard
+library, so the Snakefile can use it at planning time.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+METHODS = ("sft", "ignore", "forget", "random", "rho1", "self_evolving")
+SCOPES = ("global", "per_example")
+FORGET_LOSSES = ("ascent", "unlikelihood")
+LAMBDA_SCHEDULES = ("linear", "constant", "cosine")
+
+# Methods whose objective has a negative (forget) term, and so forget options in their variant.
+FORGET_FAMILY = ("forget", "random", "self_evolving")
+# Methods that read the influence partition (and so need the reference model and both loss tables).
+USES_INFLUENCE = ("ignore", "forget", "self_evolving")
+
+_RHO = r"(?:0\.[0-9]*[1-9]|1)"  # canonical: no trailing zeros, no exponent, no leading '+'
+_SEED = r"(?:0|[1-9][0-9]*)"
+_ROUNDS = r"[1-9][0-9]*"
+_OBJECTIVE = rf"-(?P<forget_loss>{'|'.join(FORGET_LOSSES)})-(?P<lambda_schedule>{'|'.join(LAMBDA_SCHEDULES)})"
+_SCOPE = rf"(?:-(?P<scope>{'|'.join(s for s in SCOPES if s != 'global')}))?"
+
+# One anchored pattern per method's variant, built from the constants above.
+VARIANT_PATTERNS = {
+    "sft": r"all",
+    "ignore": rf"rho(?P<rho>{_RHO}){_SCOPE}",
+    "forget": rf"rho(?P<rho>{_RHO}){_SCOPE}{_OBJECTIVE}",
+    "random": rf"rho(?P<rho>{_RHO})-random{_OBJECTIVE}",
+    "rho1": rf"rho(?P<rho>{_RHO})",
+    "self_evolving": rf"rho(?P<rho>{_RHO})-K(?P<rounds>{_ROUNDS}){_OBJECTIVE}",
+}
+# What a person reads in an error message.
+VARIANT_FORMS = {
+    "sft": "all",
+    "ignore": "rho{rho}[-per_example]",
+    "forget": "rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}",
+    "random": "rho{rho}-random-{forget_loss}-{lambda_schedule}",
+    "rho1": "rho{rho}",
+    "self_evolving": "rho{rho}-K{rounds}-{forget_loss}-{lambda_schedule}",
+}
+# The whole label, for Snakemake's wildcard constraints: `{method}/{variant}/seed{seed}`.
+RUN_PATTERN = "|".join(f"{method}/{_unnamed}/seed{_SEED}" for method, _unnamed in
+                       ((m, re.sub(r"\(\?P<\w+>", "(?:", p)) for m, p in VARIANT_PATTERNS.items()))
+PARTITION_PATTERN = rf"rho{_RHO}(?:-per_example)?"
+SEED_PATTERN = _SEED
+RHO_PATTERN = _RHO
+
+
+def rho_label(rho: float) -> str:
+    """0.7 -> '0.7', 1.0 -> '1', 1e-05 -> '0.00001': positional, shortest exact round trip."""
+    rho = float(rho)
+    if not 0 < rho <= 1:
+        raise ValueError(f"rho must be in (0, 1], got {rho!r}")
+    text = format(Decimal(repr(rho)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained checkpoint of the grid. Options a method does not have are None."""
+    method: str
+    seed: int
+    rho: float | None = None
+    scope: str | None = None  # global | per_example (ignore, forget)
+    forget_loss: str | None = None  # ascent | unlikelihood (forget family)
+    lambda_schedule: str | None = None  # linear | constant | cosine (forget family)
+    rounds: int | None = None  # self_evolving
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; methods are {', '.join(METHODS)}")
+        wanted = {
+            "rho": self.method != "sft",
+            "scope": self.method in ("ignore", "forget"),
+            "forget_loss": self.method in FORGET_FAMILY,
+            "lambda_schedule": self.method in FORGET_FAMILY,
+            "rounds": self.method == "self_evolving",
+        }
+        for option, needed in wanted.items():
+            if needed != (getattr(self, option) is not None):
+                raise ValueError(f"{self.method} {'needs' if needed else 'has no'} option {option!r}: {self!r}")
+        choices = {"scope": SCOPES, "forget_loss": FORGET_LOSSES, "lambda_schedule": LAMBDA_SCHEDULES}
+        for option, allowed in choices.items():
+            value = getattr(self, option)
+            if value is not None and value not in allowed:
+                raise ValueError(f"{option} {value!r} is not one of {', '.join(allowed)}")
+        if self.rho is not None:
+            rho_label(self.rho)  # range check
+        if self.rounds is not None and self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def variant(self) -> str:
+        if self.method == "sft":
+            return "all"
+        text = f"rho{rho_label(self.rho)}"
+        if self.scope == "per_example":
+            text += "-per_example"
+        if self.method == "random":
+            text += "-random"
+        if self.rounds is not None:
+            text += f"-K{self.rounds}"
+        if self.forget_loss is not None:
+            text += f"-{self.forget_loss}-{self.lambda_schedule}"
+        return text
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.variant}/seed{self.seed}"
+
+    @property
+    def partition(self) -> str | None:
+        """The label of the partition this run trains with (None: it reads none)."""
+        if self.method in ("ignore", "forget"):
+            return partition_label(self.rho, self.scope)
+        if self.method == "random":
+            return f"rho{rho_label(self.rho)}-random/seed{self.seed}"
+        return None
+
+    @property
+    def checkpoint(self) -> str:
+        """Where the merged model lies below the run's directory (self_evolving: its last round)."""
+        return f"round{self.rounds}/model" if self.method == "self_evolving" else "model"
+
+
+def partition_label(rho: float, scope: str = "global") -> str:
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    return f"rho{rho_label(rho)}" + ("" if scope == "global" else f"-{scope}")
+
+
+def parse_partition(text: str) -> tuple[float, str]:
+    """'rho0.7-per_example' -> (0.7, 'per_example')."""
+    match = re.fullmatch(rf"rho({_RHO})(?:-(per_example))?", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a partition label: expected rho{{rho}}[-per_example]")
+    return float(match.group(1)), match.group(2) or "global"
+
+
+def parse_variant(method: str, variant: str) -> dict:
+    """The options a method's variant names, or ValueError saying which forms are allowed."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+    match = re.fullmatch(VARIANT_PATTERNS[method], variant)
+    if not match:
+        hint = " (rho in (0, 1] written like 0.7, 1 or 0.00001)" if "rho" in VARIANT_FORMS[method] else ""
+        raise ValueError(f"{variant!r} is not a variant of {method}: {method} variants read {VARIANT_FORMS[method]}{hint}")
+    options = {k: v for k, v in match.groupdict().items() if v is not None}
+    if "rho" in options:
+        options["rho"] = float(options["rho"])
+    if "rounds" in options:
+        options["rounds"] = int(options["rounds"])
+    if method in ("ignore", "forget"):
+        options.setdefault("scope", "global")
+    return options
+
+
+def parse(label: str) -> Run:
+    """'forget/rho0.7-ascent-linear/seed1' -> Run(...); ValueError naming the allowed forms."""
+    parts = label.split("/")
+    if len(parts) != 3:
+        raise ValueError(f"{label!r} is not a run label: expected METHOD/VARIANT/seedN")
+    method, variant, seed = parts
+    if not re.fullmatch(f"seed{_SEED}", seed):
+        raise ValueError(f"{label!r}: {seed!r} is not a seed: expected seedN, N an integer >= 0 without leading zeros")
+    return Run(method=method, seed=int(seed[4:]), **parse_variant(method, variant))
+
+
+def as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def grid(config: dict) -> list[Run]:
+    """Every run of the config's grid: methods x rho x options x seeds, in config order."""
+    scopes = as_list(config["partition"]["scope"])
+    objectives = [(loss, schedule) for loss in as_list(config["forget"]["forget_loss"])
+                  for schedule in as_list(config["forget"]["lambda_schedule"])]
+    rounds = config["self_evolving"]["rounds"]
+    runs = []
+    for seed in config["seeds"]:
+        for method in config["methods"]:
+            if method == "sft":
+                runs.append(Run("sft", seed))
+                continue
+            for rho in config["rho"]:
+                if method == "rho1":
+                    runs.append(Run(method, seed, rho))
+                elif method == "ignore":
+                    runs += [Run(method, seed, rho, scope=s) for s in scopes]
+                elif method == "forget":
+                    runs += [Run(method, seed, rho, scope=s, forget_loss=l, lambda_schedule=k)
+                             for s in scopes for l, k in objectives]
+                elif method == "random":
+                    runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k) for l, k in objectives]
+                else:
+                    runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k, rounds=rounds)
+                             for l, k in objectives]
+    return runs
+
+
+def describe_grid(config: dict, method: str) -> str:
+    """The variants of `method` in the config's grid, for error messages."""
+    variants = sorted({run.variant for run in grid(config) if run.method == method})
+    return ", ".join(variants) if variants else f"none ({method} is not in `methods`)"
