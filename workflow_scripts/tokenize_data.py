@@ -4,24 +4,35 @@ Columns: `example_id`, `input_ids`, `labels` (the token id on assistant tokens, 
 `corrupted` (per token: inside the recorded corrupted span of the answer, for the noise audit).
 Training, scoring and the partition all read this file, so token positions always line up.
 
-The conversation is rendered with the tokenizer's chat template (or the Tulu
-`<|user|>/<|assistant|>` format when it has none). Assistant character spans are found by
-rendering the prefixes of the conversation, and tokens are labelled through the fast tokenizer's
-offset mapping, so any prefix-stable template works without `{% generation %}` markers.
+Two renderings (`--template`):
+  chat_template  the tokenizer's chat template (or the Tulu `<|user|>/<|assistant|>` format when
+                 it has none). Assistant character spans are found by rendering the prefixes of the
+                 conversation, so any prefix-stable template works without `{% generation %}` markers.
+  tulu           open-instruct's format, as the paper's authors trained (finetune.py,
+                 `encode_with_messages_format`): per message `<|system|>\n{content}\n`,
+                 `<|user|>\n{content}\n` or `<|assistant|>\n{content}{eos}\n`, each content stripped,
+                 the whole string stripped, BOS in front where the tokenizer adds one.
+In both, every assistant answer and its end-of-turn token are learnt and everything else (the
+role headers, the newline after EOS) is -100; tokens are labelled through the fast tokenizer's
+offset mapping.
 """
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
+from functools import partial
 
 import pyarrow as pa
 from tqdm import tqdm
 
 from workflow_scripts.constants import IGNORE_INDEX
 from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_parquet
+from workflow_scripts.pool_sources import ROLES
 
 log = setup_logging("tokenize")
 
+TEMPLATES = ("chat_template", "tulu")
 
 # open-instruct's Tulu format, for tokenizers without a chat template of their own.
 TULU_TEMPLATE = (
@@ -42,23 +53,34 @@ TOKENS_SCHEMA = pa.schema([
 ])
 
 
-def load_tokenizer(model_dir: str):
+@dataclass(frozen=True)
+class Answer:
+    """Where one assistant turn lies in the rendered text."""
+    start: int     # its first character: the first learnt one
+    end: int       # one past its end-of-turn token: the last learnt character
+    content: str   # the answer as rendered
+    shift: int     # characters of the message's content left out before `content` (stripped)
+
+
+def load_tokenizer(model_dir: str, template: str):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not tokenizer.is_fast:
         raise InputError(f"{model_dir}: a fast tokenizer is required (offset mapping labels the answer tokens)")
-    if not tokenizer.chat_template:
+    if template == "tulu" and not tokenizer.eos_token:
+        raise InputError(f"{model_dir}: the tokenizer has no eos_token, which the tulu template ends each answer with")
+    if template == "chat_template" and not tokenizer.chat_template:
         tokenizer.chat_template = TULU_TEMPLATE
     return tokenizer
 
 
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int, int]]]:
-    """Render the conversation; return the text and (start, end, content_start) per assistant turn."""
+def render_chat_template(tokenizer, messages: list[dict]) -> tuple[str, list[Answer]]:
+    """The conversation through the tokenizer's chat template, and where each answer lies."""
     render = lambda msgs, gen=False: tokenizer.apply_chat_template(  # noqa: E731
         msgs, tokenize=False, add_generation_prompt=gen)
     text = render(messages)
-    spans = []
+    answers = []
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
@@ -66,27 +88,61 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         if not (text.startswith(through) and through.startswith(before)):
             raise InputError("the chat template is not prefix-stable; cannot locate the assistant turns")
         # The answer and its end-of-turn token are learnt; trailing whitespace is layout.
-        spans.append((len(before), len(through.rstrip()), len(before)))
-    return text, spans
+        answers.append(Answer(len(before), len(through.rstrip()), message["content"], 0))
+    return text, answers
 
 
-def tokenize_record(tokenizer, record: dict, max_seq_length: int) -> dict | None:
-    text, spans = assistant_spans(tokenizer, record["messages"])
+def bos_prefix(tokenizer) -> str:
+    """open-instruct tokenizes with the tokenizer's special tokens: a BOS only where it adds one."""
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    adds = tokenizer.bos_token is not None and ids[:1] == [tokenizer.bos_token_id]
+    return tokenizer.bos_token if adds else ""
+
+
+def render_tulu(bos: str, eos: str, messages: list[dict]) -> tuple[str, list[Answer]]:
+    """open-instruct's `_concat_messages(messages).strip()` with `bos` in front, and where each answer lies."""
+    body, answers = "", []
+    for message in messages:
+        if message["role"] not in ROLES:  # open-instruct refuses other roles too
+            raise InputError(f"the tulu template has no role {message['role']!r} (allowed: {', '.join(ROLES)})")
+        content = message["content"].strip()
+        body += f"<|{message['role']}|>\n"
+        if message["role"] == "assistant":
+            shift = len(message["content"]) - len(message["content"].lstrip())
+            answers.append(Answer(len(bos) + len(body), len(bos) + len(body) + len(content) + len(eos), content, shift))
+            body += content + eos + "\n"
+        else:
+            body += content + "\n"
+    # Stripping only drops trailing newlines: the body starts with `<|` and every answer ends in EOS.
+    return bos + body.strip(), answers
+
+
+def renderer(tokenizer, template: str):
+    if template == "tulu":
+        return partial(render_tulu, bos_prefix(tokenizer), tokenizer.eos_token)
+    return partial(render_chat_template, tokenizer)
+
+
+def noisy_range(text: str, answers: list[Answer], record: dict) -> tuple[int, int] | None:
+    """Characters of the recorded corrupted span (inside the last assistant answer) in the text."""
+    span = record.get("corrupted_span")
+    if not (span and answers):
+        return None
+    answer = answers[-1]
+    if text[answer.start: answer.start + len(answer.content)] != answer.content:
+        return None
+    return answer.start + span["start"] - answer.shift, answer.start + span["end"] - answer.shift
+
+
+def tokenize_record(tokenizer, render, record: dict, max_seq_length: int) -> dict | None:
+    text, answers = render(record["messages"])
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids, offsets = enc["input_ids"][:max_seq_length], enc["offset_mapping"][:max_seq_length]
-
-    # The corrupted span is recorded inside the last assistant message's content.
-    noisy = None
-    span = record.get("corrupted_span")
-    if span and spans:
-        content_start = spans[-1][2]
-        content = record["messages"][-1]["content"]
-        if text[content_start: content_start + len(content)] == content:
-            noisy = (content_start + span["start"], content_start + span["end"])
+    noisy = noisy_range(text, answers, record)
 
     labels, corrupted = [], []
     for token_id, (start, end) in zip(input_ids, offsets):
-        in_answer = any(s <= start < e for s, e, _ in spans)
+        in_answer = any(a.start <= start < a.end for a in answers)
         labels.append(token_id if in_answer else IGNORE_INDEX)
         corrupted.append(bool(noisy and in_answer and start < noisy[1] and end > noisy[0]))
     if all(label == IGNORE_INDEX for label in labels[1:]):
@@ -94,13 +150,15 @@ def tokenize_record(tokenizer, record: dict, max_seq_length: int) -> dict | None
     return {"example_id": str(record["id"]), "input_ids": input_ids, "labels": labels, "corrupted": corrupted}
 
 
-def tokenize_file(path: str, model_dir: str, max_seq_length: int, max_dropped_fraction: float = 1.0) -> tuple[pa.Table, int]:
-    tokenizer = load_tokenizer(model_dir)
+def tokenize_file(path: str, model_dir: str, max_seq_length: int, max_dropped_fraction: float,
+                  template: str) -> tuple[pa.Table, int]:
+    tokenizer = load_tokenizer(model_dir, template)
+    render = renderer(tokenizer, template)
     rows, dropped = [], 0
     records = list(read_jsonl(path))
     for lineno, record in tqdm(records, desc=f"tokenize {os.path.basename(path)}", unit="ex", mininterval=5):
         try:
-            row = tokenize_record(tokenizer, record, max_seq_length)
+            row = tokenize_record(tokenizer, render, record, max_seq_length)
         except InputError as err:
             raise InputError(f"{path}:{lineno}: {err}") from None
         if row is None:
@@ -122,12 +180,15 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="split JSONL (chat messages)")
     parser.add_argument("--model-dir", required=True, help="base model directory (its tokenizer is used)")
     parser.add_argument("--max-seq-length", type=int, required=True)
-    parser.add_argument("--max-dropped-fraction", type=float, default=0.1,
+    parser.add_argument("--max-dropped-fraction", type=float, required=True,
                         help="fail when more records than this lose their whole answer to truncation")
+    parser.add_argument("--template", choices=TEMPLATES, required=True,
+                        help="chat_template: the tokenizer's (Tulu-like fallback); tulu: open-instruct's format")
     parser.add_argument("--out", required=True, help="output Parquet")
     args = parser.parse_args(argv)
 
-    table, dropped = tokenize_file(args.data, args.model_dir, args.max_seq_length, args.max_dropped_fraction)
+    table, dropped = tokenize_file(args.data, args.model_dir, args.max_seq_length, args.max_dropped_fraction,
+                                   args.template)
     lengths = pa.compute.list_value_length(table["input_ids"])
     n_labels = sum(sum(1 for x in labels if x != IGNORE_INDEX) for labels in table["labels"].to_pylist())
     log.info("%d examples, %d tokens (max %d), %d answer tokens; %d dropped (answer beyond max_seq_length=%d)",
