@@ -1,15 +1,22 @@
 """Tests of the benchmark stage: lm-eval on local JSONL data, on the tiny random Llama."""
 from __future__ import annotations
 
+import argparse
 import json
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tiny import write_tiny_eval
-from workflow_scripts.evaluate import HEADLINE_METRIC, build_task, main, task_config
+from workflow_scripts.evaluate import (OFFLINE_SWITCHES, HEADLINE_METRIC, build_task, configure_environment, main,
+                                      parse_args, parse_limit, task_config)
 from workflow_scripts.files import InputError
 
+ROOT = Path(__file__).resolve().parents[1]
 LM_EVAL_TASKS = Path(__import__("lm_eval").__file__).parent / "tasks"
 BUILTIN_YAML = {
     "boolq": LM_EVAL_TASKS / "super_glue" / "boolq" / "default.yaml",
@@ -17,7 +24,10 @@ BUILTIN_YAML = {
     "logiqa": LM_EVAL_TASKS / "logiqa" / "logiqa.yaml",
 }
 ROWS = {"boolq": 4, "asdiv": 4, "logiqa": 3}
-KEYS = {"task", "metric", "score", "stderr", "n", "metrics", "model_dir", "num_fewshot", "limit", "lm_eval_version"}
+KEYS = {"task", "metric", "score", "stderr", "n", "metrics", "model_dir", "num_fewshot", "limit", "lm_eval_version",
+        "model", "data", "run", "source", "device", "wall_seconds"}
+# What the rule always passes, besides the task's own options.
+RUN_NAMES = ["--model-name", "tiny", "--data-name", "tiny-pool", "--run", "forget/rho0.7-ascent-linear/seed1"]
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +40,14 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("hf-datasets-cache")
 
 
-def _run(model_dir, task, data, out, cache_dir, *extra):
-    main(["--model-dir", str(model_dir), "--task", task, "--data", str(data), "--out", str(out),
-          "--batch-size", "4", "--threads", "2", "--dtype", "float32", "--cache-dir", str(cache_dir), *extra])
+def _args(model_dir, task, data, out, limit="0"):
+    return ["--model-dir", str(model_dir), "--task", task, "--source", "local", "--data", str(data),
+            "--out", str(out), "--limit", limit, "--batch-size", "4", "--threads", "2", "--dtype", "float32",
+            *RUN_NAMES]
+
+
+def _run(model_dir, task, data, out, cache_dir, limit="0"):
+    main([*_args(model_dir, task, data, out, limit), "--cache-dir", str(cache_dir)])
     return json.loads(Path(out).read_text())
 
 
@@ -46,6 +61,9 @@ def test_scores_every_task(task, tiny_model_dir, eval_dir, cache_dir, tmp_path):
     assert record["n"] == ROWS[task]
     assert record["limit"] is None and record["num_fewshot"] == 0
     assert record["lm_eval_version"] == "0.4.13"
+    assert (record["model"], record["data"], record["run"], record["source"]) == \
+        ("tiny", "tiny-pool", "forget/rho0.7-ascent-linear/seed1", "local")
+    assert record["device"] == "cpu"
     assert 0.0 <= record["score"] <= 1.0
     assert record["score"] == record["metrics"][HEADLINE_METRIC[task]]
     assert record["stderr"] == record["metrics"][f"{HEADLINE_METRIC[task]}_stderr"]
@@ -55,9 +73,90 @@ def test_scores_every_task(task, tiny_model_dir, eval_dir, cache_dir, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == [f"{task}.json"]  # nothing half-written left
 
 
-def test_limit(tiny_model_dir, eval_dir, cache_dir, tmp_path):
-    record = _run(tiny_model_dir, "boolq", eval_dir / "boolq.jsonl", tmp_path / "b.json", cache_dir, "--limit", "2")
-    assert record["n"] == 2 and record["limit"] == 2
+@pytest.mark.parametrize("limit, n, recorded", [("2", 2, 2), ("0.5", 2, 0.5), ("0.3", 2, 0.3), ("0.99", 4, 0.99)])
+def test_limit_count_or_fraction(limit, n, recorded, tiny_model_dir, eval_dir, cache_dir, tmp_path):
+    """A count takes the first N rows; a fraction f takes ceil(f x rows), as lm-eval does (4 rows here)."""
+    record = _run(tiny_model_dir, "boolq", eval_dir / "boolq.jsonl", tmp_path / "b.json", cache_dir, limit)
+    assert record["n"] == n and record["limit"] == recorded
+
+
+@pytest.mark.parametrize("text, value", [("0", None), ("0.0", None), ("0.99", 0.99), ("1", 1), ("50", 50),
+                                         ("50.0", 50)])
+def test_parse_limit(text, value):
+    assert parse_limit(text) == value and type(parse_limit(text)) is type(value)
+
+
+@pytest.mark.parametrize("text", ["-1", "1.5", "nan", "inf", "all"])
+def test_parse_limit_refuses(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_limit(text)
+
+
+@pytest.mark.parametrize("option", ["--model-name", "--data-name", "--run", "--source", "--limit", "--batch-size",
+                                    "--dtype", "--threads", "--out", "--task", "--model-dir"])
+def test_options_the_rule_passes_are_required(option, tiny_model_dir, eval_dir, tmp_path, capsys):
+    args = _args(tiny_model_dir, "boolq", eval_dir / "boolq.jsonl", tmp_path / "out.json")
+    i = args.index(option)
+    with pytest.raises(SystemExit):
+        parse_args(args[:i] + args[i + 2:])
+    assert f"the following arguments are required: {option}" in capsys.readouterr().err
+
+
+def test_unused_options_are_named():
+    from workflow_scripts.evaluate import unused_options
+
+    common = ["--model-dir", "m", "--model-name", "m", "--data-name", "d", "--run", "base", "--out", "o",
+              "--limit", "0", "--batch-size", "1", "--threads", "0", "--dtype", "auto"]
+    hub = parse_args([*common, "--source", "hub", "--task", "boolq", "--data", "x", "--tydiqa-dev", "y"])
+    assert unused_options(hub) == ["--data", "--tydiqa-dev"]
+    local = parse_args([*common, "--source", "local", "--task", "boolq", "--data", "x"])
+    assert unused_options(local) == []
+    tydiqa = parse_args([*common, "--source", "local", "--task", "tydiqa", "--data", "x", "--tydiqa-dev", "y",
+                         "--tydiqa-train", "z"])
+    assert unused_options(tydiqa) == ["--data"]
+
+
+def test_run_is_stored_verbatim():
+    args = parse_args(["--model-dir", "m", "--model-name", "m", "--data-name", "d", "--run", "base", "--source", "hub",
+                       "--task", "boolq", "--out", "o", "--limit", "0.99", "--batch-size", "1", "--threads", "0",
+                       "--dtype", "auto"])
+    assert (args.run, args.source, args.limit, args.data) == ("base", "hub", 0.99, None)
+
+
+def test_local_source_forces_offline(monkeypatch):
+    for key in OFFLINE_SWITCHES:
+        monkeypatch.delenv(key, raising=False)
+    configure_environment("hub")
+    assert not any(key in os.environ for key in OFFLINE_SWITCHES)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    configure_environment("local")
+    assert all(os.environ[key] == "1" for key in OFFLINE_SWITCHES)
+
+
+def test_importing_the_module_sets_no_offline_switch():
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_SWITCHES}
+    code = ("import os, sys, workflow_scripts.evaluate, workflow_scripts.tydiqa; "
+            f"print(sorted(k for k in {OFFLINE_SWITCHES!r} if k in os.environ)); "
+            "print(sorted(m for m in ('datasets', 'huggingface_hub', 'lm_eval', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    # Nothing reads the switches before main() sets them: those libraries read them once, at import.
+    assert result.stdout.split("\n")[:2] == ["[]", "[]"]
+
+
+def test_hub_fetch_failure_names_the_dataset_and_hides_the_token(tiny_model_dir, tmp_path):
+    """Hub mode with the Hub out of reach (offline switch set by the caller, so it fails at once)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_TOKEN": "hf_SeCrEtToKeN123",
+           "HF_DATASETS_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf-home")}
+    args = [sys.executable, "-m", "workflow_scripts.evaluate", "--model-dir", str(tiny_model_dir),
+            "--model-name", "tiny", "--data-name", "d", "--run", "base", "--source", "hub", "--task", "truthfulqa_mc2",
+            "--out", str(tmp_path / "out.json"), "--limit", "0", "--batch-size", "1", "--threads", "1",
+            "--dtype", "float32"]
+    result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert ("error: task truthfulqa_mc2: could not fetch dataset 'truthfulqa/truthful_qa' (config 'multiple_choice') "
+            "from the Hugging Face Hub at https://huggingface.co: ") in result.stderr
+    assert "hf_SeCrEtToKeN123" not in result.stderr + result.stdout
+    assert not (tmp_path / "out.json").exists()
 
 
 # The exact requests lm-eval builds for the first row of each tiny eval set: (context, continuation).
@@ -127,23 +226,25 @@ def test_same_requests_as_lm_eval_builtin_task(task, eval_dir, cache_dir, tmp_pa
 def test_missing_data_file(tiny_model_dir, tmp_path):
     missing = tmp_path / "nope" / "boolq.jsonl"
     with pytest.raises(InputError, match=r"nope/boolq\.jsonl: eval data file for task 'boolq' not found"):
-        main(["--model-dir", str(tiny_model_dir), "--task", "boolq", "--data", str(missing),
-              "--out", str(tmp_path / "out.json")])
+        main(_args(tiny_model_dir, "boolq", missing, tmp_path / "out.json"))
     assert not (tmp_path / "out.json").exists()
 
 
 def test_unknown_task(tiny_model_dir, eval_dir, tmp_path):
-    with pytest.raises(InputError, match="unknown task 'hellaswag'"):
-        main(["--model-dir", str(tiny_model_dir), "--task", "hellaswag", "--data", str(eval_dir / "boolq.jsonl"),
-              "--out", str(tmp_path / "out.json")])
+    with pytest.raises(InputError, match="unknown task 'hellaswag' for source 'local'"):
+        main(_args(tiny_model_dir, "hellaswag", eval_dir / "boolq.jsonl", tmp_path / "out.json"))
+
+
+def test_hub_only_task_refused_locally(tiny_model_dir, eval_dir, tmp_path):
+    with pytest.raises(InputError, match="unknown task 'tydiqa_goldp' for source 'local'"):
+        main(_args(tiny_model_dir, "tydiqa_goldp", eval_dir / "boolq.jsonl", tmp_path / "out.json"))
 
 
 def test_empty_data(tiny_model_dir, tmp_path):
     empty = tmp_path / "asdiv.jsonl"
     empty.write_text("\n")
     with pytest.raises(InputError, match="asdiv.jsonl: eval data file for task 'asdiv' is empty"):
-        main(["--model-dir", str(tiny_model_dir), "--task", "asdiv", "--data", str(empty),
-              "--out", str(tmp_path / "out.json")])
+        main(_args(tiny_model_dir, "asdiv", empty, tmp_path / "out.json"))
 
 
 def test_bad_row_names_file_line_and_field(tiny_model_dir, tmp_path):
@@ -151,5 +252,63 @@ def test_bad_row_names_file_line_and_field(tiny_model_dir, tmp_path):
     bad.write_text(json.dumps({"id": "l0", "context": "c", "question": "q", "options": ["a", "b", "c", "d"], "label": 0})
                    + "\n" + json.dumps({"id": "l1", "context": "c", "options": ["a", "b", "c", "d"], "label": 0}) + "\n")
     with pytest.raises(InputError, match=r"logiqa\.jsonl:2: logiqa row 'l1': missing key 'question'"):
-        main(["--model-dir", str(tiny_model_dir), "--task", "logiqa", "--data", str(bad),
-              "--out", str(tmp_path / "out.json")])
+        main(_args(tiny_model_dir, "logiqa", bad, tmp_path / "out.json"))
+
+
+# ----------------------------------------------------------------------------- hub source, offline
+
+def test_language_metrics_mean_over_languages():
+    """tydiqa_goldp (a tag of 9 lm-eval tasks): unweighted means, stderr of a mean of independent means."""
+    from workflow_scripts.evaluate import language_metrics
+
+    out = {"results": {
+        "tydiqa_goldp_ar": {"alias": "tydiqa_goldp_ar", "f1,none": 0.5, "f1_stderr,none": 0.1,
+                            "exact_match,none": 0.25, "exact_match_stderr,none": 0.05},
+        "tydiqa_goldp_en": {"alias": "tydiqa_goldp_en", "f1,none": 0.7, "f1_stderr,none": 0.2,
+                            "exact_match,none": 0.5, "exact_match_stderr,none": "N/A"}},
+        "n-samples": {"tydiqa_goldp_ar": {"original": 10, "effective": 10},
+                      "tydiqa_goldp_en": {"original": 30, "effective": 20}}}
+    metrics, n = language_metrics(out, ["tydiqa_goldp_ar", "tydiqa_goldp_en"])
+    assert n == {"arabic": 10, "english": 20}
+    assert metrics["f1"] == pytest.approx(0.6) and metrics["exact_match"] == pytest.approx(0.375)
+    assert (metrics["f1_arabic"], metrics["f1_english"]) == (0.5, 0.7)
+    assert metrics["f1_stderr"] == pytest.approx(math.sqrt(0.1 ** 2 + 0.2 ** 2) / 2)
+    assert metrics["exact_match_stderr"] is None
+
+
+GOLDP_ROWS = [  # google-research-datasets/tydiqa "secondary_task" rows, one per language
+    {"id": f"{lang}-{i}-0", "title": "t", "context": "The sky is blue.", "question": "What colour is the sky?",
+     "answers": {"text": ["blue"], "answer_start": [11]}}
+    for i, lang in enumerate(["arabic", "bengali", "english", "finnish", "indonesian", "korean", "russian",
+                              "swahili", "telugu"])]
+
+
+def test_hub_tydiqa_goldp_runs_lm_evals_nine_tasks(tiny_model_dir, cache_dir, tmp_path, monkeypatch):
+    """The hub path end to end with the download replaced: lm-eval's own 9 tydiqa_goldp tasks (their
+    YAML, prompts and process_results) on a local copy of the Hub rows, aggregated per language."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    import workflow_scripts.evaluate as evaluate
+
+    data = tmp_path / "tydiqa.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in GOLDP_ROWS))
+    fetched = []
+
+    def fetch_local(manager, task):
+        fetched.append(task)
+        cfg = load_yaml(manager.task_index[task].yaml_path, resolve_func=True)
+        cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={
+            "data_files": {"train": str(data), "validation": str(data)}, "cache_dir": str(cache_dir)})
+        cfg["generation_kwargs"] = {**cfg["generation_kwargs"], "max_gen_toks": 4}  # a random model never stops
+        return manager.load([cfg])["tasks"][task]
+
+    monkeypatch.setattr(evaluate, "fetch_stock_task", fetch_local)
+    out = tmp_path / "tydiqa_goldp.json"
+    main(["--model-dir", str(tiny_model_dir), "--task", "tydiqa_goldp", "--source", "hub", "--out", str(out),
+          "--limit", "1", "--batch-size", "4", "--threads", "2", "--dtype", "float32", *RUN_NAMES])
+    record = json.loads(out.read_text())
+    assert fetched == [f"tydiqa_goldp_{code}" for code in ["ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te"]]
+    assert (record["task"], record["metric"], record["source"], record["n"]) == ("tydiqa_goldp", "f1", "hub", 9)
+    assert record["n_per_language"] == {lang: 1 for lang in evaluate.GOLDP_LANGUAGES.values()}
+    per_language = [record["metrics"][f"f1_{lang}"] for lang in evaluate.GOLDP_LANGUAGES.values()]
+    assert record["score"] == pytest.approx(sum(per_language) / 9)

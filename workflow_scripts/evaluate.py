@@ -1,22 +1,33 @@
-"""Score one checkpoint on one benchmark with lm-evaluation-harness (0-shot), offline.
+"""Score one checkpoint on one benchmark: lm-evaluation-harness tasks (0-shot) or TyDi QA GoldP.
 
-The task definitions live in `workflow_scripts/eval_tasks/{task}.yaml`: copies of lm-eval's own
-YAML for each task (same prompt, choices, target and metrics) that read a local JSONL file
-instead of the Hugging Face Hub. This module loads that YAML with lm-eval's own loader, points
-`dataset_kwargs.data_files` at the `--data` file (datasets' packaged `json` builder), and hands the
-config dict to `lm_eval.simple_evaluate` through a TaskManager that indexes no built-in tasks.
+Two sources of benchmark data (`--source`):
 
-    python -m workflow_scripts.evaluate --model-dir DIR --task boolq \
-        --data results/data/eval/boolq.jsonl --limit 50 --batch-size 8 --threads 2 \
-        --dtype float32 --out results/.../scores/boolq.json
+- `local`: offline. boolq, asdiv and logiqa use `workflow_scripts/eval_tasks/{task}.yaml`, copies of
+  lm-eval's own YAML (same prompt, choices, target and metrics) that read the local JSONL given by
+  `--data` (the evaluator's format, see prepare_data.py). truthfulqa_mc1/mc2 use lm-eval's stock
+  YAML and utils unchanged, only pointed at a local JSONL of rows shaped like the Hub's
+  `truthful_qa` "multiple_choice" validation split. Nothing may reach the Hugging Face Hub.
+- `hub`: lm-eval's stock tasks by name (truthfulqa_mc2, truthfulqa_mc1, boolq, logiqa, asdiv and the
+  `tydiqa_goldp` tag of 9 languages), their datasets fetched from the Hub by the default
+  TaskManager; HF_TOKEN is read from the environment by huggingface_hub and never logged.
+
+`--task tydiqa` is this repository's TyDi QA GoldP as the paper ran it (open-instruct's 1-shot
+protocol, `workflow_scripts/tydiqa.py`), read from the official JSON files `--tydiqa-dev` and
+`--tydiqa-train` under either source. The model is always a local directory and is loaded offline.
+
+    python -m workflow_scripts.evaluate --source local --task boolq --data results/data/eval/boolq.jsonl \
+        --model-dir DIR --model-name smollm2 --data-name embedded --run base \
+        --limit 50 --batch-size 8 --threads 2 --dtype float32 --out results/.../scores/boolq.json
 
 Output: one JSON per checkpoint and task, written atomically:
-    {"task", "metric", "score", "stderr", "n", "metrics": {...}, "model_dir", "num_fewshot",
-     "limit", "lm_eval_version", "device", "wall_seconds"}
+    {"task", "metric", "score", "stderr", "n", "metrics": {...}, "model", "data", "run", "source",
+     "model_dir", "num_fewshot", "limit", "lm_eval_version", "device", "wall_seconds"}
+TyDi QA adds "n_per_language", "demonstrations" and "predictions"; tydiqa_goldp adds "n_per_language".
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import math
 import os
@@ -24,19 +35,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Everything runs offline: the data is a local file and the model a local directory.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_json
+from workflow_scripts.prepare_data import check_eval_record
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_json  # noqa: E402
-from workflow_scripts.prepare_data import check_eval_record  # noqa: E402
-
 TASKS_DIR = Path(__file__).resolve().parent / "eval_tasks"
+# lm-eval's own task directory, found without importing lm_eval (which reads the offline switches).
+LM_EVAL_TASKS_DIR = Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
 
 # The number each task reports as its score (the summary imports this).
-HEADLINE_METRIC = {"boolq": "acc", "asdiv": "acc", "logiqa": "acc_norm"}
+HEADLINE_METRIC = {"boolq": "acc", "asdiv": "acc", "logiqa": "acc_norm", "truthfulqa_mc2": "acc",
+                   "truthfulqa_mc1": "acc", "tydiqa_goldp": "f1", "tydiqa": "f1"}
+# Our copies of lm-eval's YAML, reading the evaluator's JSONL format.
+OWN_YAML_TASKS = ("boolq", "asdiv", "logiqa")
+# lm-eval's stock YAML used as is, with only the dataset pointed at a local file.
+STOCK_YAML = {"truthfulqa_mc1": "truthfulqa/truthfulqa_mc1.yaml", "truthfulqa_mc2": "truthfulqa/truthfulqa_mc2.yaml"}
+SOURCE_TASKS = {
+    "local": (*OWN_YAML_TASKS, *STOCK_YAML, "tydiqa"),
+    "hub": ("truthfulqa_mc2", "truthfulqa_mc1", "boolq", "logiqa", "asdiv", "tydiqa_goldp", "tydiqa"),
+}
+# lm-eval's tydiqa_goldp subtasks are named by language code; our TyDi QA by language name.
+GOLDP_LANGUAGES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
+                   "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}
+OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 NUM_FEWSHOT = 0
 FILTER_SUFFIX = ",none"
@@ -44,22 +66,88 @@ FILTER_SUFFIX = ",none"
 log = logging.getLogger("evaluate")
 
 
-def check_task(task: str) -> None:
-    if task not in HEADLINE_METRIC:
-        raise InputError(f"unknown task {task!r}: known tasks are {', '.join(sorted(HEADLINE_METRIC))}")
-    if not (TASKS_DIR / f"{task}.yaml").is_file():
+class HubFetchError(InputError):
+    """A benchmark dataset could not be fetched from the Hub; the message says which and why."""
+
+
+def configure_environment(source: str) -> None:
+    """Force offline mode for the local source only.
+
+    Must run before datasets, huggingface_hub or lm_eval are imported: they read these variables
+    once, at import. The hub source leaves them as the caller set them (huggingface_hub also
+    reads TRANSFORMERS_OFFLINE as HF_HUB_OFFLINE, so it cannot be set there either); the model
+    is then kept offline by `local_files_only`.
+    """
+    if source == "local":
+        for key in OFFLINE_SWITCHES:
+            os.environ[key] = "1"
+
+
+# ----------------------------------------------------------------------------- options
+
+def parse_limit(text: str) -> int | float | None:
+    """lm-eval's limit: a fraction of each task in (0, 1), a count >= 1, or 0 for everything (None)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0, a fraction in (0, 1) or a count >= 1, got {text!r}")
+    if value == 0:
+        return None
+    if value < 1:
+        return value
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"a count must be a whole number, got {text!r}")
+    return int(value)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def check_task(task: str, source: str = "local") -> None:
+    if task not in SOURCE_TASKS[source]:
+        raise InputError(f"unknown task {task!r} for source {source!r}: known tasks are "
+                         f"{', '.join(sorted(SOURCE_TASKS[source]))}")
+    if task in OWN_YAML_TASKS and not (TASKS_DIR / f"{task}.yaml").is_file():
         raise InputError(f"task {task!r}: missing task config {TASKS_DIR / f'{task}.yaml'}")
 
 
-def check_data(task: str, data: str | os.PathLike) -> int:
-    """Validate the eval JSONL for `task` (the rules of prepare_data); return its number of rows."""
+# ----------------------------------------------------------------------------- local data
+
+def check_truthfulqa_record(task: str, record: dict) -> None:
+    """Raise ValueError naming what is wrong with one truthful_qa "multiple_choice" row."""
+    if not isinstance(record.get("question"), str):
+        raise ValueError("'question' must be a string")
+    key = f"{task.rsplit('_', 1)[1]}_targets"
+    targets = record.get(key)
+    if not isinstance(targets, dict):
+        raise ValueError(f"missing '{key}' ({{choices, labels}})")
+    choices, labels = targets.get("choices"), targets.get("labels")
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
+        raise ValueError(f"'{key}.choices' must be a non-empty list of strings")
+    if not isinstance(labels, list) or len(labels) != len(choices) or any(label not in (0, 1) for label in labels):
+        raise ValueError(f"'{key}.labels' must be one 0/1 per choice")
+    if labels[0] != 1:  # lm-eval's doc_to_target is 0: the first choice is a true one
+        raise ValueError(f"'{key}': the first choice must be a true one (label 1)")
+
+
+def check_data(task: str, data: str | os.PathLike | None) -> int:
+    """Validate the local eval JSONL for `task`; return its number of rows."""
+    if data is None:
+        raise InputError(f"task {task!r} from the local source needs --data (its eval JSONL)")
     path = Path(data)
     if not path.is_file():
         raise InputError(f"{path}: eval data file for task {task!r} not found")
+    check = check_truthfulqa_record if task in STOCK_YAML else check_eval_record
     rows = 0
     for lineno, record in read_jsonl(path):
         try:
-            check_eval_record(task, record)
+            check(task, record)
         except ValueError as err:
             raise InputError(f"{path}:{lineno}: {task} row {record.get('id', '?')!r}: {err}") from None
         rows += 1
@@ -69,21 +157,24 @@ def check_data(task: str, data: str | os.PathLike) -> int:
 
 
 def task_config(task: str, data: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The lm-eval task config dict for `task`, reading its test split from the local JSONL `data`.
+    """The lm-eval task config dict for `task`, reading its evaluation split from the local JSONL `data`.
 
-    The YAML is read with lm-eval's own loader, so `!function` references resolve against
-    `eval_tasks/` exactly as they would for a YAML in lm-eval's task directory.
+    The YAML is read with lm-eval's own loader, so `!function` references resolve against the
+    YAML's directory (ours, or lm-eval's for a stock task) exactly as lm-eval would.
     """
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    check_task(task)
-    cfg = load_yaml(TASKS_DIR / f"{task}.yaml", resolve_func=True)
-    dataset_kwargs: dict[str, Any] = {"data_files": {"test": str(Path(data).resolve())}}
+    check_task(task, "local")
+    path = LM_EVAL_TASKS_DIR / STOCK_YAML[task] if task in STOCK_YAML else TASKS_DIR / f"{task}.yaml"
+    cfg = load_yaml(path, resolve_func=True)
+    split = "validation" if cfg.get("validation_split") and not cfg.get("test_split") else "test"
+    dataset_kwargs: dict[str, Any] = {"data_files": {split: str(Path(data).resolve())}}
     if cache_dir is not None:
         dataset_kwargs["cache_dir"] = str(cache_dir)
-    cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs=dataset_kwargs, test_split="test")
-    for split in ("training_split", "validation_split", "fewshot_split"):
-        cfg.pop(split, None)
+    cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs=dataset_kwargs)
+    for key in ("training_split", "validation_split", "test_split", "fewshot_split"):
+        cfg.pop(key, None)
+    cfg[f"{split}_split"] = split
     return cfg
 
 
@@ -98,6 +189,42 @@ def build_task(task: str, data: str | os.PathLike, cache_dir: str | os.PathLike 
     """The lm-eval Task object built from our config, with its data loaded (for inspection/tests)."""
     return task_manager().load([task_config(task, data, cache_dir)])["tasks"][task]
 
+
+# ----------------------------------------------------------------------------- hub data
+
+def _redact(text: str) -> str:
+    token = os.environ.get("HF_TOKEN")
+    return text.replace(token, "<HF_TOKEN>") if token else text
+
+
+def leaf_tasks(manager, task: str) -> list[str]:
+    """The task itself, or the member tasks of a tag such as tydiqa_goldp."""
+    import lm_eval
+    from lm_eval.tasks._index import Kind
+
+    entry = manager.task_index.get(task)
+    if entry is None:
+        raise InputError(f"lm-eval {lm_eval.__version__} has no task {task!r}")
+    return sorted(entry.tags) if entry.kind is Kind.TAG else [task]
+
+
+def fetch_stock_task(manager, task: str):
+    """lm-eval's stock Task `task` with its dataset downloaded; a failure names the dataset and why."""
+    cfg = manager.task_index[task].cfg or {}
+    what = f"dataset {cfg.get('dataset_path')!r}"
+    if cfg.get("dataset_name"):
+        what += f" (config {cfg['dataset_name']!r})"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    log.info("task %s: fetching %s from %s (HF_TOKEN %s)", task, what, endpoint,
+             "set" if os.environ.get("HF_TOKEN") else "not set")
+    try:
+        return manager.load([task])["tasks"][task]
+    except Exception as err:  # datasets raises many kinds (connection, gated repo, missing config)
+        raise HubFetchError(f"task {task}: could not fetch {what} from the Hugging Face Hub at {endpoint}: "
+                            f"{type(err).__name__}: {_redact(str(err))}") from err
+
+
+# ----------------------------------------------------------------------------- results
 
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -121,29 +248,58 @@ def collect_metrics(task_results: dict[str, Any]) -> dict[str, float | None]:
     return metrics
 
 
-def evaluate(model_dir: str | os.PathLike, task: str, data: str | os.PathLike, limit: int | None = None,
-             batch_size: int = 8, dtype: str = "float32", device: str | None = None,
-             cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Run lm-eval on one task; return the score record (not written)."""
-    import torch
+def _n_effective(out: dict, task: str, fallback: int) -> int:
+    return int(out.get("n-samples", {}).get(task, {}).get("effective", fallback))
+
+
+def language_metrics(out: dict, leaves: list[str]) -> tuple[dict[str, float | None], dict[str, int]]:
+    """tydiqa_goldp: each language's f1 and exact_match, and their unweighted means over the languages.
+
+    The stderr of a mean of independent per-language means is sqrt(sum of squares) / languages.
+    """
+    metrics: dict[str, float | None] = {}
+    n_per_language = {}
+    per_language = {}
+    for leaf in leaves:
+        lang = GOLDP_LANGUAGES.get(leaf.rsplit("_", 1)[1], leaf)
+        per_language[lang] = collect_metrics(out["results"][leaf])
+        n_per_language[lang] = _n_effective(out, leaf, 0)
+    for name in ("f1", "exact_match"):
+        values = [m.get(name) for m in per_language.values()]
+        metrics.update({f"{name}_{lang}": m.get(name) for lang, m in per_language.items()})
+        metrics[name] = None if None in values else sum(values) / len(values)
+        stderrs = [m.get(f"{name}_stderr") for m in per_language.values()]
+        metrics[f"{name}_stderr"] = None if None in stderrs else math.sqrt(sum(s * s for s in stderrs)) / len(stderrs)
+    return metrics, n_per_language
+
+
+def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size: int, dtype: str,
+                device: str, cache_dir) -> dict[str, Any]:
+    """Run lm-eval on one task (or tag); return the score record's task part."""
     import lm_eval
 
-    check_task(task)
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: not a transformers checkpoint directory (no config.json)")
-    rows = check_data(task, data)
-    limit = limit if limit and limit > 0 else None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    log.info("task %s: %d rows in %s%s; model %s on %s (%s)", task, rows, data,
-             f", limit {limit}" if limit else "", model_dir, device, dtype)
+    extra: dict[str, Any] = {}
+    if source == "local":
+        rows = check_data(task, data)
+        log.info("task %s: %d rows in %s", task, rows, data)
+        manager, tasks, leaves = task_manager(), [task_config(task, data, cache_dir)], [task]
+    else:
+        from lm_eval.tasks import TaskManager
+
+        manager = TaskManager()
+        leaves = leaf_tasks(manager, task)
+        tasks = [fetch_stock_task(manager, leaf) for leaf in leaves]
+    log.info("task %s (%s)%s; model %s on %s (%s)", task, source, f", limit {limit}" if limit else "",
+             model_dir, device, dtype)
 
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
         model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False},
-        tasks=[task_config(task, data, cache_dir)],
-        task_manager=task_manager(),
+        # The model is a local directory: never look it up on the Hub, whatever the source.
+        model_args={"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False,
+                    "local_files_only": True},
+        tasks=tasks,
+        task_manager=manager,
         num_fewshot=NUM_FEWSHOT,
         limit=limit,
         batch_size=batch_size,
@@ -154,12 +310,15 @@ def evaluate(model_dir: str | os.PathLike, task: str, data: str | os.PathLike, l
     if out is None:  # only on non-zero ranks of a distributed run
         raise RuntimeError("lm-eval returned no results")
 
-    metrics = collect_metrics(out["results"][task])
+    if leaves == [task]:
+        metrics = collect_metrics(out["results"][task])
+        n = _n_effective(out, task, 0)
+    else:
+        metrics, extra["n_per_language"] = language_metrics(out, leaves)
+        n = sum(extra["n_per_language"].values())
     headline = HEADLINE_METRIC[task]
     if metrics.get(headline) is None:
-        raise RuntimeError(f"lm-eval reported no {headline!r} for {task}: {out['results'][task]}")
-    n_samples = out.get("n-samples", {}).get(task, {})
-    n = int(n_samples.get("effective", min(rows, limit or rows)))
+        raise RuntimeError(f"lm-eval reported no {headline!r} for {task}: {out['results']}")
     log.info("task %s: %s = %.4f over %d items in %.1f s", task, headline, metrics[headline], n, wall)
     return {
         "task": task,
@@ -168,43 +327,87 @@ def evaluate(model_dir: str | os.PathLike, task: str, data: str | os.PathLike, l
         "stderr": metrics.get(f"{headline}_stderr"),
         "n": n,
         "metrics": metrics,
-        "model_dir": str(model_dir),
         "num_fewshot": NUM_FEWSHOT,
-        "limit": limit,
-        "lm_eval_version": lm_eval.__version__,
-        "device": device,
         "wall_seconds": round(wall, 3),
+        **extra,
     }
+
+
+def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", data: str | os.PathLike | None = None,
+             limit: int | float | None = None, batch_size: int = 8, dtype: str = "float32",
+             device: str | None = None, cache_dir: str | os.PathLike | None = None,
+             tydiqa_dev: str | os.PathLike | None = None,
+             tydiqa_train: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Score one task; return the record without the run's names (not written)."""
+    import torch
+    import lm_eval
+
+    check_task(task, source)
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir}: not a transformers checkpoint directory (no config.json)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if task == "tydiqa":
+        from workflow_scripts.tydiqa import evaluate_tydiqa
+
+        if tydiqa_dev is None or tydiqa_train is None:
+            raise InputError("task 'tydiqa' needs --tydiqa-dev and --tydiqa-train (the official GoldP v1.1 JSON files)")
+        record = evaluate_tydiqa(model_dir, tydiqa_dev, tydiqa_train, limit, batch_size, dtype, device)
+    else:
+        record = run_lm_eval(model_dir, task, source, data, limit, batch_size, dtype, device, cache_dir)
+    return {**record, "model_dir": str(model_dir), "limit": limit, "source": source,
+            "lm_eval_version": lm_eval.__version__, "device": device}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", required=True, help="local transformers checkpoint directory")
-    parser.add_argument("--task", required=True, help=f"one of {', '.join(sorted(HEADLINE_METRIC))}")
-    parser.add_argument("--data", required=True, help="eval JSONL for the task")
+    parser.add_argument("--model-name", required=True, help="the model's name in the config (recorded as 'model')")
+    parser.add_argument("--data-name", required=True, help="the training data's name (recorded as 'data')")
+    parser.add_argument("--run", required=True, help="'base' or METHOD/VARIANT/seedN (recorded verbatim as 'run')")
+    parser.add_argument("--source", required=True, choices=sorted(SOURCE_TASKS),
+                        help="local: offline, data from files; hub: lm-eval's stock tasks, data from the Hub")
+    parser.add_argument("--task", required=True,
+                        help=" | ".join(f"{source}: {', '.join(tasks)}" for source, tasks in SOURCE_TASKS.items()))
     parser.add_argument("--out", required=True, help="score JSON to write")
-    parser.add_argument("--limit", type=int, default=0, help="score only the first N rows (0: all)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
+    parser.add_argument("--limit", required=True, type=parse_limit,
+                        help="items per task (per language for TyDi QA): a count >= 1, a fraction in (0, 1), 0 = all")
+    parser.add_argument("--batch-size", required=True, type=positive_int)
+    parser.add_argument("--threads", required=True, type=int, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16", "auto"])
+    parser.add_argument("--data", default=None, help="local source, lm-eval tasks: the task's eval JSONL")
+    parser.add_argument("--tydiqa-dev", default=None, help="task tydiqa: tydiqa-goldp-v1.1-dev.json")
+    parser.add_argument("--tydiqa-train", default=None, help="task tydiqa: tydiqa-goldp-v1.1-train.json")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--cache-dir", default=None, help="datasets cache directory (default: HF_DATASETS_CACHE)")
     return parser.parse_args(argv)
 
 
+def unused_options(args: argparse.Namespace) -> list[str]:
+    """Task-specific options given to a task that does not read them (a wiring mistake, most likely)."""
+    uses_data = args.source == "local" and args.task != "tydiqa"
+    given = {"--data": args.data is not None and not uses_data,
+             "--tydiqa-dev": args.tydiqa_dev is not None and args.task != "tydiqa",
+             "--tydiqa-train": args.tydiqa_train is not None and args.task != "tydiqa"}
+    return [option for option, unused in given.items() if unused]
+
+
 def main(argv=None) -> dict[str, Any]:
     setup_logging("evaluate")
     args = parse_args(argv)
-    check_task(args.task)
-    if args.limit < 0:
-        raise InputError(f"--limit must be >= 0, got {args.limit}")
+    configure_environment(args.source)
+    check_task(args.task, args.source)
+    for option in unused_options(args):
+        log.warning("%s is ignored by task %s from the %s source", option, args.task, args.source)
     import torch
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    record = evaluate(args.model_dir, args.task, args.data, limit=args.limit, batch_size=args.batch_size,
-                      dtype=args.dtype, device=args.device, cache_dir=args.cache_dir)
+    record = evaluate(args.model_dir, args.task, args.source, args.data, limit=args.limit,
+                      batch_size=args.batch_size, dtype=args.dtype, device=args.device, cache_dir=args.cache_dir,
+                      tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train)
+    record = {**record, "model": args.model_name, "data": args.data_name, "run": args.run}
     write_json(args.out, record)
     log.info("wrote %s (total wall time %.1f s)", args.out, time.perf_counter() - start)
     return record
