@@ -41,10 +41,15 @@ def load_base(source: str, gguf_file: str | None, dtype: str, trust_remote_code:
         raise InputError(f"GGUF file {gguf_file!r} not found in {location}")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     log.info("loading %s from %s %s", source, location, kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(
-        location, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **kwargs
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            location, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **kwargs
+        )
+    except OSError as err:  # what transformers raises for a download that fails or is refused
+        token = "HF_TOKEN is set" if os.environ.get("HF_TOKEN") else "HF_TOKEN is not set"
+        raise InputError(f"could not fetch the model {source!r} ({location}): {err} [{token}; gated models such as "
+                         "meta-llama/* need a token in HF_TOKEN whose account was granted access]") from None
     if gguf_file:
         # The de-quantised weights are ordinary tensors; drop the GGUF quantizer marker so that
         # save_pretrained writes a plain checkpoint instead of refusing a "quantized" model.
@@ -59,7 +64,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="local dir, Hugging Face id, or package with a GGUF file")
     parser.add_argument("--gguf-file", default=None, help="GGUF file name inside the source")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--trust-remote-code", action="store_true")
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)

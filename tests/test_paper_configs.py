@@ -1,0 +1,74 @@
+"""The paper's configs (configs/paper/): each validates and dry-runs through the SLURM profile as a
+user types it, offline, asking GPUs for the GPU rules only; nothing of the laptop default leaks in;
+`snakemake --profile slurm` works from the repository root; rules run the Python that runs
+Snakemake."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_slurm import GPU_RULES, dry_run_resources
+from workflow_helpers import ROOT, planned_jobs
+
+PAPER = ROOT / "configs" / "paper"
+MODELS = sorted(p.stem for p in PAPER.glob("*.yaml") if p.stem != "common")
+# base, sft, ignore, forget x the five tasks; 4 scoring shards under each of the two models.
+EXPECTED_JOBS = {"base_model": 1, "fetch_tydiqa": 2, "prepare_data": 1, "split": 1, "tokenize": 2,
+                 "train_reference": 1, "score_shard": 8, "gather_losses": 2, "influence": 1, "partition": 1,
+                 "train_final": 3, "evaluate": 20, "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1,
+                 "all": 1}
+
+
+def user_snakemake(*args, cwd=ROOT, path=None):
+    """`snakemake ARGS` typed in `cwd`; with `path`, under that PATH instead of the venv's."""
+    env = {**os.environ, "PATH": path or f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1"}  # a dry run must not need the Hub
+    return subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def leaves(tree, prefix=()):
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, prefix + (key,))
+        else:
+            yield prefix + (key,)
+
+
+def test_the_six_rows_of_the_paper():
+    assert MODELS == ["gpt-neo-2.7b", "llama-2-13b", "llama-3.1-8b", "llama-3.2-1b", "llama-3.2-3b", "qwen2.5-3b"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_nothing_of_the_embedded_default_leaks_in(model):
+    default = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper = [yaml.safe_load((PAPER / name).read_text()) for name in ("common.yaml", f"{model}.yaml")]
+    paper_leaves = {leaf for tree in paper for leaf in leaves(tree)}
+    # A leaf of the default is overridden when the paper files set it or a section above it.
+    left = [leaf for leaf in leaves(default) if not any(leaf[:i] in paper_leaves for i in range(1, len(leaf) + 1))]
+    assert not left
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_paper_config_dry_runs_on_slurm(model):
+    result = user_snakemake("--profile", "slurm", "--dry-run", "--configfile", PAPER / "common.yaml",
+                            PAPER / f"{model}.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert planned_jobs(result) == EXPECTED_JOBS
+    jobs = dry_run_resources(result.stdout)
+    for rule, lines in jobs.items():
+        for line in lines:
+            assert ("gpu=" in line) == (rule in GPU_RULES), (rule, line)
+    assert all("gpu=4" in line for line in jobs["train_final"])  # 2 per GPU x 3 accumulation x 4 GPUs = 24
+    assert f"results/tulu/{model}/forget/rho0.7-ascent-linear/seed42/model" in result.stdout
+    assert "accelerate launch --multi_gpu --num_machines 1 --num_processes 4" in result.stdout
+    assert "--template tulu" in result.stdout and "--source hub" in result.stdout
+
+
+def test_the_profile_is_found_by_its_name_from_the_repository_root():
+    result = user_snakemake("--profile", "slurm", "--dry-run")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Using profile slurm" in result.stdout + result.stderr
