@@ -127,3 +127,134 @@ def test_self_evolving_rounds_cover_the_training_split_once():
         chunk_rows(10, 4, 3)
     with pytest.raises(InputError, match="5 rounds need at least 5 training examples, got 4"):
         chunk_rows(4, 1, 5)
+
+
+# ---------------------------------------------------------------- performance-minded internals
+
+def stable_sort_partition(values, rho, groups=None):
+    """The partition's definition, written as plainly as possible: a stable descending sort."""
+    positive = np.zeros(len(values), dtype=bool)
+    for group in ([np.arange(len(values))] if groups is None
+                  else [np.flatnonzero(groups == g) for g in np.unique(groups)]):
+        order = group[np.argsort(-values[group], kind="stable")]
+        positive[order[: int(np.round(rho * len(group)))]] = True
+    return positive
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_selection_partitions_equal_a_stable_sort(dtype):
+    from workflow_scripts.partition import global_top, per_example_top
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(1, 400))
+        values = (rng.normal(size=n) * 4).round(int(rng.integers(0, 2))).astype(dtype)  # many ties
+        values[rng.random(n) < 0.1] = -0.0  # ties with 0.0
+        values[rng.random(n) < 0.03] = [np.inf, -np.inf][trial % 2]
+        groups = rng.integers(0, int(rng.integers(1, 12)), n)
+        if trial % 3:
+            groups = np.sort(groups)  # the workflow's case: examples contiguous
+        rho = float(rng.choice([0.7, 0.5, 1.0, 0.01, rng.random()]))
+        np.testing.assert_array_equal(global_top(values, rho), stable_sort_partition(values, rho))
+        np.testing.assert_array_equal(per_example_top(values, groups, rho),
+                                      stable_sort_partition(values, rho, groups))
+
+
+def test_descending_keys_order_floats():
+    from workflow_scripts.partition import descending_keys
+
+    values = np.array([np.inf, 3.5, 1e-30, 0.0, -0.0, -1e-30, -2.0, -np.inf], dtype=np.float32)
+    keys = descending_keys(values)
+    assert keys[3] == keys[4]  # 0.0 and -0.0 tie
+    assert (np.diff(keys[[0, 1, 2, 3, 5, 6, 7]].astype(np.int64)) > 0).all()
+
+
+def test_example_id_is_dictionary_encoded_and_survives_parquet(tmp_path):
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.files import write_parquet
+    from workflow_scripts.token_table import read_table
+
+    table = response_tokens(tokens_table())
+    assert pa.types.is_dictionary(table["example_id"].type)
+    assert table["example_id"].chunk(0).dictionary.to_pylist() == ["e1", "e2"]  # the file's ids, once
+    write_parquet(tmp_path / "t.parquet", table)
+    again = read_table(str(tmp_path / "t.parquet"))
+    assert again.schema == table.schema and again.equals(table)
+    assert pq.read_table(tmp_path / "t.parquet")["example_id"].to_pylist() == ["e1", "e1", "e2", "e2"]
+    assert again["example_id"].to_numpy(zero_copy_only=False).tolist() == ["e1", "e1", "e2", "e2"]
+
+
+def test_checks_accept_string_ids_and_other_dictionaries():
+    from workflow_scripts.token_table import check_same_tokens
+
+    expected = response_tokens(tokens_table())
+    plain = pa.table({"example_id": ["e1", "e1", "e2", "e2"], "position": [2, 3, 1, 2]})
+    check_same_tokens(expected, plain, "plain")
+    # Shards gathered: chunks with their own dictionaries (here in another order).
+    other = pa.DictionaryArray.from_arrays(pa.array([1, 1, 0], pa.int32()), pa.array(["e2", "e1"]))
+    gathered = pa.table({"example_id": pa.chunked_array([other, pa.DictionaryArray.from_arrays(
+                             pa.array([0], pa.int32()), pa.array(["e2"]))]),
+                         "position": pa.chunked_array([[2, 3, 1], [2]])})
+    check_same_tokens(expected, gathered, "gathered")
+    wrong = pa.table({"example_id": pa.chunked_array([other, pa.DictionaryArray.from_arrays(
+                          pa.array([0], pa.int32()), pa.array(["e9"]))]),
+                      "position": pa.chunked_array([[2, 3, 1], [2]])})
+    with pytest.raises(InputError, match=r"wrong: column 'example_id' differs .* at token 3 "
+                                         r"\(example e9, position 2\)"):
+        check_same_tokens(expected, wrong, "wrong")
+
+
+def test_response_index_with_several_turns_and_empty_examples():
+    from workflow_scripts.token_table import response_index
+
+    tokens = pa.table({
+        "example_id": ["a", "b", "c", "d", "e"],
+        "input_ids": [[1, 2, 3, 4, 5, 6], [], [7, 8], [9], [10, 11, 12]],
+        # a: two answer spans; b: empty; c: no answer; d: a label at position 0 only; e: all labelled
+        "labels": [[-100, 2, -100, -100, 5, 6], [], [-100, -100], [9], [10, 11, 12]],
+    })
+    rows, positions, flat = response_index(tokens)
+    assert rows.tolist() == [0, 0, 0, 4, 4]
+    assert positions.tolist() == [1, 4, 5, 1, 2]
+    assert flat.tolist() == [1, 4, 5, 10, 11]
+    positive, negative = token_masks(tokens, None)
+    assert positive.to_pylist() == [[False, True, False, False, True, True], [], [False, False], [False],
+                                    [False, True, True]]
+    assert not any(any(row) for row in negative.to_pylist())
+
+
+def test_response_index_equals_a_loop_over_tokens():
+    from workflow_scripts.token_table import response_index
+
+    rng = np.random.default_rng(5)
+    ids, labels = [], []
+    for _ in range(200):
+        n = int(rng.integers(0, 30))
+        row = rng.integers(0, 50, n).tolist()
+        ids.append(row)
+        labels.append([t if rng.random() < 0.6 else -100 for t in row])
+    tokens = pa.table({"example_id": [f"x{i}" for i in range(200)], "input_ids": ids, "labels": labels})
+    expected = [(r, t) for r, row in enumerate(labels) for t, label in enumerate(row) if t >= 1 and label != -100]
+    rows, positions, _ = response_index(tokens)
+    assert list(zip(rows.tolist(), positions.tolist())) == expected
+    table = response_tokens(tokens)
+    assert table["token_id"].to_pylist() == [ids[r][t] for r, t in expected]
+
+
+def test_partition_command_line(tmp_path):
+    from workflow_scripts import partition as partition_stage
+    from workflow_scripts.files import write_parquet
+
+    keys = response_tokens(tokens_table())
+    influence_values = pa.array([0.5, 0.1, 0.3, 0.1], pa.float32())
+    write_parquet(tmp_path / "influence.parquet", keys.append_column("influence", influence_values))
+    outputs = []
+    for run in ("a", "b"):
+        partition_stage.main(["--influence", str(tmp_path / "influence.parquet"), "--rho", "0.5", "--scope", "global",
+                              "--out", str(tmp_path / f"{run}.parquet"), "--out-stats", str(tmp_path / f"{run}.json")])
+        outputs.append((tmp_path / f"{run}.parquet").read_bytes())
+    assert outputs[0] == outputs[1]  # identical reruns, byte for byte
+    with pytest.raises(SystemExit):
+        partition_stage.main(["--influence", str(tmp_path / "influence.parquet"), "--rho", "0.5",
+                              "--out", str(tmp_path / "c.parquet"), "--out-stats", str(tmp_path / "c.json")])

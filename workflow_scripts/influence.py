@@ -1,7 +1,8 @@
 """Join the base and reference token losses: influence = loss_base - loss_ref.
 
 Output results/{model}/influence.parquet: `example_id`, `position`, `token_id`, `loss_base`,
-`loss_ref`, `influence`, and `corrupted` (whether the token lies in an injected noise span).
+`loss_ref`, `influence`, and `corrupted` (whether the token lies in an injected noise span);
+`example_id` dictionary-encoded (token_table).
 The two loss tables must hold the same tokens (ids and examples) as the tokenized training
 split, row for row; anything else means they came from different data or tokenizers.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,10 +49,12 @@ def main(argv=None):
     log.info("%d tokens; influence mean %.4f, min %.4f, max %.4f", table.num_rows,
              pc.mean(influence).as_py(), pc.min(influence).as_py(), pc.max(influence).as_py())
     if "corrupted" in table.column_names and pc.any(table["corrupted"]).as_py():
+        values = influence.to_numpy()
+        corrupted = table["corrupted"].to_numpy(zero_copy_only=False).astype(bool)
         for flag in (False, True):
-            part = table.filter(pc.equal(table["corrupted"], flag))
+            part = values[corrupted == flag]  # a mask over one column, not a filtered copy of the table
             log.info("%s tokens: %d, mean influence %.4f", "corrupted" if flag else "clean",
-                     part.num_rows, pc.mean(part["influence"]).as_py())
+                     len(part), float(part.mean(dtype=np.float64)) if len(part) else float("nan"))
 
 
 if __name__ == "__main__":

@@ -15,32 +15,116 @@ import argparse
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
-from workflow_scripts.token_table import read_table, response_tokens
+from workflow_scripts.token_table import dictionary_codes, read_table, response_tokens
 
 log = setup_logging("partition")
 
 
+def descending_keys(values: np.ndarray) -> np.ndarray:
+    """uint32 keys whose unsigned ascending order is the descending order of `values`; equal
+    values (-0.0 and 0.0 too) get equal keys. Integers sort several times faster than floats
+    paired with a tie-breaking index, and pack with an example index into one 64-bit key."""
+    if values.dtype.kind == "f" and values.dtype.itemsize <= 4:
+        bits = (values.astype(np.float32, copy=False) + np.float32(0)).view(np.int32)  # -0.0 + 0 = +0.0
+        # IEEE-754: a non-negative float's bits grow with it, a negative one's shrink; so
+        # key = bits XOR 0x7FFFFFFF for non-negatives (descending, below 2^31) and the bits
+        # themselves for negatives (2^31 and up, growing as the value falls).
+        flip = bits >> 31
+        np.invert(flip, out=flip)
+        flip &= 0x7FFFFFFF
+        flip ^= bits
+        return flip.view(np.uint32)
+    # float64 and integers: dense ranks, exact, from one sort of the distinct values.
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return (len(distinct) - 1 - inverse).astype(np.uint32)
+
+
+def first_tied(tied: np.ndarray, groups: np.ndarray, quota: np.ndarray) -> np.ndarray:
+    """Of `tied` (token indices, ascending), the first quota[g] of each group g, in table order."""
+    tied_groups = groups[tied]
+    order = np.argsort(tied_groups, kind="stable")  # by group, table order within a group
+    sorted_groups = tied_groups[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return tied[order[rank < quota[sorted_groups]]]
+
+
 def global_top(influence: np.ndarray, rho: float) -> np.ndarray:
-    k = int(round(rho * len(influence)))
-    order = np.argsort(-influence, kind="stable")
-    positive = np.zeros(len(influence), dtype=bool)
-    positive[order[:k]] = True
-    return positive
+    """Exactly round(rho * N) tokens of highest influence; ties by table order."""
+    return global_selection(influence, rho)[0]
+
+
+def global_selection(influence: np.ndarray, rho: float) -> tuple[np.ndarray, float | None]:
+    """(global_top's mask, the lowest positive influence or None).
+
+    A selection (O(N), no sort) finds the k-th highest value v: every token above v is positive,
+    then the first tokens equal to v in table order fill the quota: the set a stable descending
+    sort would give, and v is the threshold.
+    """
+    n = len(influence)
+    k = int(round(rho * n))
+    if k == 0 or k == n:
+        return np.full(n, k == n, dtype=bool), (float(influence.min()) if k else None)
+    kth = np.partition(influence, n - k)[n - k]
+    positive = influence > kth
+    missing = k - int(np.count_nonzero(positive))
+    positive[np.flatnonzero(influence == kth)[:missing]] = True
+    return positive, float(kth)
+
+
+BLOCK = 1 << 20  # tokens per block of the passes over all tokens: temporaries of a few MB
+
+
+def example_keys(influence: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """uint64 keys group << 32 | descending influence key: ascending = by example, then influence down."""
+    keys = groups.astype(np.uint64)
+    keys <<= np.uint64(32)
+    keys |= descending_keys(influence)
+    return keys
 
 
 def per_example_top(influence: np.ndarray, groups: np.ndarray, rho: float) -> np.ndarray:
-    """Top round(rho * n_i) tokens of each example (groups: example index per token)."""
-    order = np.lexsort((np.arange(len(influence)), -influence, groups))  # by group, influence desc
-    sorted_groups = groups[order]
-    starts = np.r_[0, np.nonzero(np.diff(sorted_groups))[0] + 1]
-    sizes = np.diff(np.r_[starts, len(order)])
-    rank = np.arange(len(order)) - np.repeat(starts, sizes)
-    quota = np.repeat(np.round(rho * sizes).astype(np.int64), sizes)
-    positive = np.zeros(len(influence), dtype=bool)
-    positive[order[rank < quota]] = True
+    """Top round(rho * n_i) tokens of each example (groups: example index per token); ties by table order.
+
+    One sort of 64-bit keys (example << 32 | descending influence key) gives each example's
+    k-th key and, by binary search, its size and how many keys precede the k-th; then, as in
+    global_top, the tokens below that key and the first ties in table order are positive.
+    """
+    n = len(influence)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    ordered = np.empty(n, dtype=np.uint64)
+    for lo in range(0, n, BLOCK):
+        ordered[lo: lo + BLOCK] = example_keys(influence[lo: lo + BLOCK], groups[lo: lo + BLOCK])
+    ordered.sort()  # in place: the keys in token order are cheaper to remake than to keep
+    n_groups = int(groups.max()) + 1
+    bounds = np.searchsorted(ordered, np.arange(n_groups + 1, dtype=np.uint64) << np.uint64(32))
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    quota = np.round(rho * sizes).astype(np.int64)
+    wanted = quota > 0
+    kth = np.zeros(n_groups, dtype=np.uint64)  # 0 for an example with no quota: no key is below it
+    kth[wanted] = ordered[starts[wanted] + quota[wanted] - 1]
+    below = np.zeros(n_groups, dtype=np.int64)
+    below[wanted] = np.searchsorted(ordered, kth[wanted]) - starts[wanted]
+    del ordered
+    positive = np.empty(n, dtype=bool)
+    tied = []
+    for lo in range(0, n, BLOCK):
+        block_groups = groups[lo: lo + BLOCK]
+        keys, token_kth = example_keys(influence[lo: lo + BLOCK], block_groups), kth[block_groups]
+        np.less(keys, token_kth, out=positive[lo: lo + BLOCK])
+        tied.append(lo + np.flatnonzero(keys == token_kth))
+    positive[first_tied(np.concatenate(tied), groups, quota - below)] = True
     return positive
+
+
+def example_groups(example_id) -> np.ndarray:
+    """An integer per token, equal for the tokens of one example (hashing, not sorting, strings)."""
+    codes = dictionary_codes(example_id)
+    return (codes or dictionary_codes(pc.dictionary_encode(example_id)))[1]
 
 
 def check_rho(rho: float) -> None:
@@ -64,30 +148,32 @@ def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table,
 def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Table, dict]:
     check_rho(rho)
     influence = table["influence"].to_numpy(zero_copy_only=False)
-    if np.isnan(influence).any():
+    if len(influence) and np.isnan(influence.min()):  # min propagates NaN: no mask of every token
         raise InputError(f"influence table has {int(np.isnan(influence).sum())} NaN values")
     if scope == "global":
-        positive = global_top(influence, rho)
+        positive, threshold = global_selection(influence, rho)
     elif scope == "per_example":
-        _, groups = np.unique(table["example_id"].to_numpy(zero_copy_only=False), return_inverse=True)
-        positive = per_example_top(influence, groups, rho)
+        positive = per_example_top(influence, example_groups(table["example_id"]), rho)
+        threshold = float(influence[positive].min()) if positive.any() else None
     else:
         raise InputError(f"unknown partition scope {scope!r}; expected global or per_example")
-    out = pa.table({"example_id": table["example_id"], "position": table["position"],
-                    "positive": pa.array(positive)})
+    flags = pa.array(positive)
+    out = pa.table({"example_id": table["example_id"], "position": table["position"], "positive": flags})
+    n_positive = int(np.count_nonzero(positive))
     stats = {
         "rho": rho,
         "scope": scope,
         "n_tokens": int(len(positive)),
-        "n_positive": int(positive.sum()),
-        "n_negative": int((~positive).sum()),
+        "n_positive": n_positive,
+        "n_negative": int(len(positive)) - n_positive,
         # The lowest influence still positive: tokens at or above it (ties aside) are learnt.
-        "threshold": float(influence[positive].min()) if positive.any() else None,
+        "threshold": threshold,
     }
     if "corrupted" in table.column_names:
-        corrupted = table["corrupted"].to_numpy(zero_copy_only=False).astype(bool)
-        stats["n_corrupted"] = int(corrupted.sum())
-        stats["n_corrupted_negative"] = int((corrupted & ~positive).sum())
+        # Counted on Arrow's bitmaps: no byte per token.
+        corrupted = table["corrupted"].fill_null(False)
+        stats["n_corrupted"] = int(pc.sum(corrupted).as_py() or 0)
+        stats["n_corrupted_negative"] = int(pc.sum(pc.and_not(corrupted, flags)).as_py() or 0)
     return out, stats
 
 
@@ -96,12 +182,16 @@ def main(argv=None):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--influence", help="influence Parquet: partition by influence")
     source.add_argument("--tokens", help="tokenized training split: random partition (with --random-seed)")
-    parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument("--random-seed", type=int, help="with --tokens (required there)")
     parser.add_argument("--rho", type=float, required=True)
-    parser.add_argument("--scope", default="global", choices=["global", "per_example"])
+    parser.add_argument("--scope", choices=["global", "per_example"], help="with --influence (required there)")
     parser.add_argument("--out", required=True, help="partition Parquet")
     parser.add_argument("--out-stats", required=True, help="partition JSON")
     args = parser.parse_args(argv)
+    if args.tokens and args.random_seed is None:
+        parser.error("--tokens (a random partition) needs --random-seed")
+    if args.influence and args.scope is None:
+        parser.error("--influence needs --scope")
 
     if args.tokens:
         out, stats = random_partition(read_table(args.tokens), args.rho, args.random_seed)

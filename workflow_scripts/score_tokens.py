@@ -5,8 +5,11 @@ Output: results/{model}/losses/{base,reference}.parquet with one row per respons
 (float32 CE of predicting token t from tokens < t). Rows follow the tokenized file's order
 whatever the batching, so tables from different models line up row for row.
 
-Batches are grouped by length (padding only to the longest row of a batch) and the model is
-asked for logits only at the positions whose next token is scored.
+Batches are grouped by length (padding only to the longest row of a batch), the model is asked
+for logits only at the positions whose next token is scored, and no autograd state is kept
+(inference mode). The model computes in `--dtype` (`scoring.dtype`: bfloat16 for tensor-core
+speed on a GPU, as the paper's configs set it; float32 where the influence, a difference of two
+losses, should keep every digit); the CE is always taken in float32.
 
 Scatter/gather on a cluster: `score --shard i --num-shards n` scores the i-th of n contiguous
 slices of the examples; `gather` concatenates the parts and checks that together they are
@@ -27,7 +30,7 @@ from workflow_scripts.files import InputError, run_main, setup_logging, write_pa
 from workflow_scripts.objective import next_token_positions, token_ce_at
 from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch, set_threads
 from workflow_scripts.token_table import (IGNORE_INDEX, check_same_tokens, flat_column, read_table,
-                                          response_index, response_tokens)
+                                          response_tokens, scored_tokens)
 
 log = setup_logging("score_tokens")
 
@@ -46,7 +49,7 @@ def score(model, tokens: pa.Table, rows: np.ndarray, max_batch_tokens: int, pad_
         spans = [slice(offsets[r], offsets[r + 1]) for r in batch_rows]
         batch = pad_batch([{"input_ids": input_ids[s], "labels": labels[s]} for s in spans],
                           pad_id, {"labels": IGNORE_INDEX})
-        batch = {k: v.to(model.device) for k, v in batch.items()}
+        batch = {k: v.to(model.device, non_blocking=True) for k, v in batch.items()}
         positions = next_token_positions(batch["labels"])
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        logits_to_keep=positions).logits
@@ -66,9 +69,10 @@ def loss_table(model_dir: str, tokens: pa.Table, rows: np.ndarray | None = None,
     model = load_causal_lm(model_dir, dtype).eval()
     pad_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     losses = score(model, tokens, rows, max_batch_tokens, pad_id)
-    example_rows, _, _ = response_index(tokens)
-    table = response_tokens(tokens).select(["example_id", "position", "token_id"]).filter(
-        pa.array(np.isin(example_rows, rows)))
+    scored = scored_tokens(tokens)
+    table = response_tokens(tokens, scored).select(["example_id", "position", "token_id"])
+    if len(rows) != tokens.num_rows:
+        table = table.filter(pa.array(np.isin(scored.rows, rows)))
     loss = np.concatenate([losses[int(r)] for r in rows]) if len(rows) else np.zeros(0, np.float32)
     return table.append_column("loss", pa.array(loss.astype(np.float32)))
 
@@ -88,13 +92,14 @@ def gather(tokens: pa.Table, parts: list[str]) -> pa.Table:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    score_parser = commands.add_parser("score", help="score one shard (all examples by default)")
+    score_parser = commands.add_parser("score", help="score one shard of the examples (--shard 0 --num-shards 1: all)")
     score_parser.add_argument("--model-dir", required=True)
-    score_parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    score_parser.add_argument("--max-batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
-    score_parser.add_argument("--shard", type=int, default=0)
-    score_parser.add_argument("--num-shards", type=int, default=1)
-    score_parser.add_argument("--threads", type=int, default=None)
+    score_parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16"],
+                              help="weights' dtype (a float32 model computes in bfloat16 on a GPU)")
+    score_parser.add_argument("--max-batch-tokens", type=int, required=True, help="padded tokens per forward pass")
+    score_parser.add_argument("--shard", type=int, required=True, help="0-based slice of the examples")
+    score_parser.add_argument("--num-shards", type=int, required=True)
+    score_parser.add_argument("--threads", type=int, required=True, help="CPU threads for torch")
     gather_parser = commands.add_parser("gather", help="concatenate shard tables in shard order")
     gather_parser.add_argument("parts", nargs="+", help="shard tables, in shard order")
     for sub in (score_parser, gather_parser):
