@@ -79,6 +79,15 @@ def prepare(work: str | Path = WORK) -> tuple[Path, Path]:
     return model, train_split(work, model, config)
 
 
+def model_and_tokens(model_dir: str | None, tokens: str | None, work: str | Path = WORK) -> tuple[Path, Path]:
+    """The --model-dir and --tokens a benchmark was given, the embedded ones made under `work` for
+    what was not."""
+    if model_dir and tokens:
+        return Path(model_dir), Path(tokens)
+    made_model, made_tokens = prepare(work)
+    return Path(model_dir or made_model), Path(tokens or made_tokens)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default=str(WORK))

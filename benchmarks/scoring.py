@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import WORK, matmul_gflops, report
-from benchmarks.data import prepare
+from benchmarks.data import model_and_tokens
 from workflow_scripts.constants import IGNORE_INDEX
 from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch, set_threads
 from workflow_scripts.score_tokens import score
@@ -86,9 +86,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="default results/bench/scoring.json")
     args = parser.parse_args(argv)
 
-    if not (args.model_dir and args.tokens):
-        model_dir, tokens_path = prepare(args.work)
-    model_dir, tokens_path = args.model_dir or model_dir, args.tokens or tokens_path
+    model_dir, tokens_path = model_and_tokens(args.model_dir, args.tokens, args.work)
     set_threads(args.threads)
     tokens = read_table(str(tokens_path))
     model = load_causal_lm(str(model_dir), "float32").eval()

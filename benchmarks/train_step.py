@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from benchmarks.common import ROOT, WORK, report
-from benchmarks.data import prepare
+from benchmarks.data import model_and_tokens
 from benchmarks.tables import synthetic_tokens
 from workflow_scripts.modeling import load_causal_lm, set_threads
 from workflow_scripts.partition import random_partition
@@ -111,9 +111,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="default results/bench/train_step.json")
     args = parser.parse_args(argv)
 
-    if not (args.model_dir and args.tokens):
-        model_dir, tokens_path = prepare(args.work)
-    model_dir, tokens_path = args.model_dir or model_dir, args.tokens or tokens_path
+    model_dir, tokens_path = model_and_tokens(args.model_dir, args.tokens, args.work)
     set_threads(args.threads)
     training = (yaml.safe_load((ROOT / "config.yaml").read_text()) or {}).get("training") or {}
     values = objective_ratio(str(model_dir), str(tokens_path), training, args.batches, args.repeats)

@@ -64,11 +64,15 @@ def test_per_method_mean_std_interval_and_delta(outputs):
     assert forget["mean_delta_sft"] == pytest.approx(0.45 - 0.375)
     assert pd.isna(table.loc["base", "boolq_acc_ci95"])  # one seed: no interval
     assert table.loc["base", "mean_delta_sft"] == pytest.approx(0.275 - 0.375)
+    # Paired by seed: boolq forget - sft is 0.10 and 0.20; the mean's differences are 0.075 twice.
+    assert forget["boolq_acc_delta_sft_ci95"] == pytest.approx(12.7062 * 0.070711 / 2 ** 0.5, abs=1e-4)
+    assert forget["mean_delta_sft_ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert pd.isna(table.loc["base", "mean_delta_sft_ci95"])  # base has no seed to pair
 
 
 def test_markdown_shows_both_tables(outputs):
     text = outputs["summary.md"].read_text()
-    assert "| m | forget | rho0.7-ascent-linear | 2 | 0.6000 ± 1.2706 | 0.3000 ± 0.6353 | 0.4500 ± 0.3177 | +0.0750 |" in text
+    assert "| m | forget | rho0.7-ascent-linear | 2 | 0.6000 ± 1.2706 | 0.3000 ± 0.6353 | 0.4500 ± 0.3177 | +0.0750 ± 0.0000 |" in text
     assert "| m | base |  | 1 | 0.3000 | 0.2500 | 0.2750 | -0.1000 |" in text
     assert "| m | sft | all | 2 | 0.5000 | 0.3000 | 0.4000 |" in text  # the checkpoint table
 

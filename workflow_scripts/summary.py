@@ -83,7 +83,25 @@ def by_method(table: pd.DataFrame) -> pd.DataFrame:
     sft = summary[summary["method"] == "sft"].set_index("model")
     for column in columns:
         summary[f"{column}_delta_sft"] = summary[column] - summary["model"].map(sft[column]) if len(sft) else math.nan
+    paired = paired_deltas(table, columns)
+    for column in columns:
+        summary[f"{column}_delta_sft_ci95"] = [paired.get((r.model, r.method, r.variant), {}).get(column, math.nan)
+                                              for r in summary.itertuples()]
     return summary
+
+
+def paired_deltas(table: pd.DataFrame, columns: list[str]) -> dict:
+    """The 95% interval half-width of (run - sft) paired by seed: every method of a seed shares
+    the initialisation and data order with that seed's sft, so the per-seed difference is the
+    comparison the design makes (Student t over the seeds both have; NaN below two)."""
+    sft = table[table["method"] == "sft"].set_index(["model", "seed"])[columns]
+    out = {}
+    for key, group in table[table["method"] != "base"].groupby(["model", "method", "variant"], sort=False):
+        both = group.join(sft, on=["model", "seed"], rsuffix="_sft", how="inner")
+        k = len(both)
+        out[key] = {column: stats.t.ppf(0.975, k - 1) * (both[column] - both[f"{column}_sft"]).std(ddof=1) / math.sqrt(k)
+                    if k > 1 else math.nan for column in columns}
+    return out
 
 
 def markdown_table(header: list[str], rows: list[list[str]], text_columns: int) -> list[str]:
@@ -98,17 +116,21 @@ def to_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
         value = f"{row[column]:.4f}"
         return value if math.isnan(row[f"{column}_ci95"]) else f"{value} ± {row[f'{column}_ci95']:.4f}"
 
-    def delta(value):
-        return "" if math.isnan(value) else f"{value:+.4f}"
+    def delta(row):
+        value, interval = row["mean_delta_sft"], row["mean_delta_sft_ci95"]
+        if math.isnan(value):
+            return ""
+        return f"{value:+.4f}" if math.isnan(interval) else f"{value:+.4f} ± {interval:.4f}"
 
     method_rows = [[r["model"], r["method"], r["variant"], str(r["seeds"]), *(cell(r, c) for c in columns),
-                    delta(r["mean_delta_sft"])] for _, r in summary.iterrows()]
+                    delta(r)] for _, r in summary.iterrows()]
     run_rows = [[*(str(v) for v in row[:4]), *(f"{v:.4f}" for v in row[4:])] for row in table.itertuples(index=False)]
     return "\n".join([
         "# Summary", "",
         "Scores are each task's headline metric (0-1); `mean` averages the tasks. Per method: the mean over",
         "seeds, ± the 95% interval half-width (Student t over seeds, shown with two or more seeds);",
-        "`Δ mean vs sft` is the difference of the means to `sft` of the same model.", "",
+        "`Δ mean vs sft` is the difference of the means to `sft` of the same model, ± the 95% interval of",
+        "the per-seed differences (each method of a seed shares that seed's initialisation and data order).", "",
         *markdown_table(["model", "method", "variant", "seeds", *columns, "Δ mean vs sft"], method_rows, 3), "",
         "## Every checkpoint", "",
         *markdown_table(list(table.columns), run_rows, 4), ""])
