@@ -147,8 +147,10 @@ def test_changing_rho_reruns_only_partition_and_downstream(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     # rho 0.3, two seeds: ignore, forget, random, rho1 retrained, self_evolving's two rounds too;
     # sft and everything of rho 0.7 untouched.
+    # The noise audit reads every partition of the grid, so it is redone too.
     assert planned_jobs(result) == {"partition": 1, "random_partition": 2, "train_final": 8,
-                                    "self_evolving_round": 4, "evaluate": 30, "summary": 1, "plots": 1, "all": 1}
+                                    "self_evolving_round": 4, "evaluate": 30, "noise_audit": 1, "summary": 1,
+                                    "plots": 1, "all": 1}
 
 
 @pytest.mark.parametrize("run,allowed", [
@@ -201,7 +203,7 @@ def test_a_tiny_rho_plans_and_runs(workdir):
     plan = planned_jobs(snakemake(workdir, "--dry-run", *overlay))
     assert plan["partition"] == 1 and plan["train_final"] == 8 and plan["summary"] == 1
     target = f"results/{EXPERIMENT}/forget/rho0.00001-ascent-linear/seed1/model"
-    result = snakemake(workdir, *overlay, target)
+    result = snakemake(workdir, target, *overlay)  # targets first: --configfile takes every path after it
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stats = (workdir / "results" / EXPERIMENT / "rho0.00001/partition.json").read_text()
     assert '"n_positive": 0' in stats and (workdir / target / "model.safetensors").is_file()
@@ -211,9 +213,9 @@ def test_rules_run_the_python_that_runs_snakemake(workdir):
     """`.venv/bin/snakemake` without an activated venv: no `python` with pyarrow on PATH."""
     (workdir / "path.yaml").write_text("data: {name: path-test}\n")
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--cores", "1",
-                             "--snakefile", str(ROOT / "Snakefile"), "--configfile", workdir / "config.yaml",
-                             workdir / "path.yaml", "results/path-test/data/train.jsonl"],
+    result = subprocess.run([sys.executable, "-m", "snakemake", "results/path-test/data/train.jsonl",
+                             "--directory", str(workdir), "--cores", "1", "--snakefile", str(ROOT / "Snakefile"),
+                             "--configfile", workdir / "config.yaml", workdir / "path.yaml"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (workdir / "results/path-test/data/split.json").is_file()
