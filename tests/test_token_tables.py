@@ -143,7 +143,7 @@ def stable_sort_partition(values, rho, groups=None):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_selection_partitions_equal_a_stable_sort(dtype):
-    from workflow_scripts.partition import global_top, per_example_top
+    from workflow_scripts.partition import global_selection, per_example_top
 
     rng = np.random.default_rng(3)
     for trial in range(60):
@@ -155,7 +155,7 @@ def test_selection_partitions_equal_a_stable_sort(dtype):
         if trial % 3:
             groups = np.sort(groups)  # the workflow's case: examples contiguous
         rho = float(rng.choice([0.7, 0.5, 1.0, 0.01, rng.random()]))
-        np.testing.assert_array_equal(global_top(values, rho), stable_sort_partition(values, rho))
+        np.testing.assert_array_equal(global_selection(values, rho)[0], stable_sort_partition(values, rho))
         np.testing.assert_array_equal(per_example_top(values, groups, rho),
                                       stable_sort_partition(values, rho, groups))
 
@@ -205,8 +205,8 @@ def test_checks_accept_string_ids_and_other_dictionaries():
         check_same_tokens(expected, wrong, "wrong")
 
 
-def test_response_index_with_several_turns_and_empty_examples():
-    from workflow_scripts.token_table import response_index
+def test_scored_tokens_with_several_turns_and_empty_examples():
+    from workflow_scripts.token_table import scored_tokens
 
     tokens = pa.table({
         "example_id": ["a", "b", "c", "d", "e"],
@@ -214,7 +214,8 @@ def test_response_index_with_several_turns_and_empty_examples():
         # a: two answer spans; b: empty; c: no answer; d: a label at position 0 only; e: all labelled
         "labels": [[-100, 2, -100, -100, 5, 6], [], [-100, -100], [9], [10, 11, 12]],
     })
-    rows, positions, flat = response_index(tokens)
+    scored = scored_tokens(tokens)
+    rows, positions, flat = scored.rows, scored.positions, np.flatnonzero(scored.mask)
     assert rows.tolist() == [0, 0, 0, 4, 4]
     assert positions.tolist() == [1, 4, 5, 1, 2]
     assert flat.tolist() == [1, 4, 5, 10, 11]
@@ -224,8 +225,8 @@ def test_response_index_with_several_turns_and_empty_examples():
     assert not any(any(row) for row in negative.to_pylist())
 
 
-def test_response_index_equals_a_loop_over_tokens():
-    from workflow_scripts.token_table import response_index
+def test_scored_tokens_equal_a_loop_over_tokens():
+    from workflow_scripts.token_table import scored_tokens
 
     rng = np.random.default_rng(5)
     ids, labels = [], []
@@ -236,7 +237,8 @@ def test_response_index_equals_a_loop_over_tokens():
         labels.append([t if rng.random() < 0.6 else -100 for t in row])
     tokens = pa.table({"example_id": [f"x{i}" for i in range(200)], "input_ids": ids, "labels": labels})
     expected = [(r, t) for r, row in enumerate(labels) for t, label in enumerate(row) if t >= 1 and label != -100]
-    rows, positions, _ = response_index(tokens)
+    scored = scored_tokens(tokens)
+    rows, positions = scored.rows, scored.positions
     assert list(zip(rows.tolist(), positions.tolist())) == expected
     table = response_tokens(tokens)
     assert table["token_id"].to_pylist() == [ids[r][t] for r, t in expected]

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
-from workflow_scripts.token_table import dictionary_codes, read_table, response_tokens
+from workflow_scripts.token_table import BLOCK, dictionary_codes, read_table, response_tokens
 
 log = setup_logging("partition")
 
@@ -52,13 +52,9 @@ def first_tied(tied: np.ndarray, groups: np.ndarray, quota: np.ndarray) -> np.nd
     return tied[order[rank < quota[sorted_groups]]]
 
 
-def global_top(influence: np.ndarray, rho: float) -> np.ndarray:
-    """Exactly round(rho * N) tokens of highest influence; ties by table order."""
-    return global_selection(influence, rho)[0]
-
-
 def global_selection(influence: np.ndarray, rho: float) -> tuple[np.ndarray, float | None]:
-    """(global_top's mask, the lowest positive influence or None).
+    """(exactly round(rho * N) tokens of highest influence, ties by table order; the lowest
+    positive influence or None).
 
     A selection (O(N), no sort) finds the k-th highest value v: every token above v is positive,
     then the first tokens equal to v in table order fill the quota: the set a stable descending
@@ -75,9 +71,6 @@ def global_selection(influence: np.ndarray, rho: float) -> tuple[np.ndarray, flo
     return positive, float(kth)
 
 
-BLOCK = 1 << 20  # tokens per block of the passes over all tokens: temporaries of a few MB
-
-
 def example_keys(influence: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """uint64 keys group << 32 | descending influence key: ascending = by example, then influence down."""
     keys = groups.astype(np.uint64)
@@ -91,7 +84,7 @@ def per_example_top(influence: np.ndarray, groups: np.ndarray, rho: float) -> np
 
     One sort of 64-bit keys (example << 32 | descending influence key) gives each example's
     k-th key and, by binary search, its size and how many keys precede the k-th; then, as in
-    global_top, the tokens below that key and the first ties in table order are positive.
+    global_selection, the tokens below that key and the first ties in table order are positive.
     """
     n = len(influence)
     if n == 0:

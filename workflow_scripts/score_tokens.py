@@ -95,7 +95,7 @@ def parse_args(argv):
     score_parser = commands.add_parser("score", help="score one shard of the examples (--shard 0 --num-shards 1: all)")
     score_parser.add_argument("--model-dir", required=True)
     score_parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16"],
-                              help="weights' dtype (a float32 model computes in bfloat16 on a GPU)")
+                              help="the dtype the model is loaded and computes in")
     score_parser.add_argument("--max-batch-tokens", type=int, required=True, help="padded tokens per forward pass")
     score_parser.add_argument("--shard", type=int, required=True, help="0-based slice of the examples")
     score_parser.add_argument("--num-shards", type=int, required=True)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from workflow_scripts.constants import IGNORE_INDEX  # noqa: F401  (re-exported for the stages)
 from workflow_scripts.files import InputError
 
-BLOCK = 1 << 20  # flat tokens per block of a pass that needs an int64 temporary
+BLOCK = 1 << 20  # tokens per block of a pass over every token: temporaries of a few MB, not of the table
 
 
 def flat_column(tokens: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,12 +67,6 @@ def scored_tokens(tokens: pa.Table) -> Scored:
         np.subtract(flat_index, block, out=block, casting="unsafe")
         done += len(flat_index)
     return Scored(offsets, mask, rows, positions)
-
-
-def response_index(tokens: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every response token: (example row, position, index into the flat token arrays)."""
-    scored = scored_tokens(tokens)
-    return scored.rows, scored.positions, np.flatnonzero(scored.mask)
 
 
 def example_ids(tokens: pa.Table, rows: np.ndarray) -> pa.Array:
@@ -174,6 +168,16 @@ def _spread(offsets: np.ndarray, flat: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))
 
 
+def _scatter(tokens: pa.Table, scored: Scored, table: pa.Table, column: str, what: str, fill) -> np.ndarray:
+    """`table[column]` (one value per response token, checked to be this file's tokens) placed on
+    the flat token arrays; `fill` elsewhere."""
+    check_same_tokens(response_tokens(tokens, scored, keys_only=True), table, what)
+    values = table[column].to_numpy(zero_copy_only=False)
+    flat = np.full(len(scored.mask), fill, dtype=values.dtype)
+    flat[scored.mask] = values
+    return flat
+
+
 def token_column(tokens: pa.Table, table: pa.Table | None, column: str | None, what: str, fill=0,
                  scored: Scored | None = None) -> pa.ListArray:
     """A per-token value from a token table (one row per response token, file order) spread into
@@ -182,11 +186,7 @@ def token_column(tokens: pa.Table, table: pa.Table | None, column: str | None, w
     scored = scored if scored is not None else scored_tokens(tokens)
     if table is None:
         return _spread(scored.offsets, scored.mask)
-    check_same_tokens(response_tokens(tokens, scored, keys_only=True), table, what)
-    values = table[column].to_numpy(zero_copy_only=False)
-    flat = np.full(len(scored.mask), fill, dtype=values.dtype)
-    flat[scored.mask] = values
-    return _spread(scored.offsets, flat)
+    return _spread(scored.offsets, _scatter(tokens, scored, table, column, what, fill))
 
 
 def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array, pa.Array]:
@@ -195,16 +195,10 @@ def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array,
     Without a partition every response token is positive (plain SFT).
     """
     scored = scored_tokens(tokens)  # once, for the response mask and the partition's check
-    offsets = pa.array(scored.offsets.astype(np.int32))
     if partition is None:
-        return (pa.ListArray.from_arrays(offsets, pa.array(scored.mask)),
-                pa.ListArray.from_arrays(offsets, pa.array(np.zeros_like(scored.mask))))
-    check_same_tokens(response_tokens(tokens, scored, keys_only=True), partition, "partition")
-    positive = np.zeros_like(scored.mask)
-    positive[scored.mask] = partition["positive"].to_numpy(zero_copy_only=False)
-    negative = scored.mask & ~positive
-    return (pa.ListArray.from_arrays(offsets, pa.array(positive)),
-            pa.ListArray.from_arrays(offsets, pa.array(negative)))
+        return _spread(scored.offsets, scored.mask), _spread(scored.offsets, np.zeros_like(scored.mask))
+    positive = _scatter(tokens, scored, partition, "positive", "partition", False)
+    return _spread(scored.offsets, positive), _spread(scored.offsets, scored.mask & ~positive)
 
 
 def read_table(path: str, columns=None) -> pa.Table:

@@ -23,7 +23,9 @@ import os
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 from tqdm import tqdm
 
 from workflow_scripts.constants import IGNORE_INDEX
@@ -140,14 +142,17 @@ def tokenize_record(tokenizer, render, record: dict, max_seq_length: int) -> dic
     input_ids, offsets = enc["input_ids"][:max_seq_length], enc["offset_mapping"][:max_seq_length]
     noisy = noisy_range(text, answers, record)
 
-    labels, corrupted = [], []
-    for token_id, (start, end) in zip(input_ids, offsets):
-        in_answer = any(a.start <= start < a.end for a in answers)
-        labels.append(token_id if in_answer else IGNORE_INDEX)
-        corrupted.append(bool(noisy and in_answer and start < noisy[1] and end > noisy[0]))
-    if all(label == IGNORE_INDEX for label in labels[1:]):
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    start, end = spans[:, 0], spans[:, 1]
+    in_answer = np.zeros(len(start), dtype=bool)
+    for answer in answers:  # a token is learnt where it starts inside an answer
+        in_answer |= (answer.start <= start) & (start < answer.end)
+    if not in_answer[1:].any():
         return None  # the whole answer was cut off by max_seq_length
-    return {"example_id": str(record["id"]), "input_ids": input_ids, "labels": labels, "corrupted": corrupted}
+    labels = np.where(in_answer, np.asarray(input_ids, dtype=np.int64), IGNORE_INDEX)
+    corrupted = in_answer & (start < noisy[1]) & (end > noisy[0]) if noisy else np.zeros(len(start), dtype=bool)
+    return {"example_id": str(record["id"]), "input_ids": input_ids, "labels": labels.tolist(),
+            "corrupted": corrupted.tolist()}
 
 
 def tokenize_file(path: str, model_dir: str, max_seq_length: int, max_dropped_fraction: float,
@@ -190,7 +195,7 @@ def main(argv=None):
     table, dropped = tokenize_file(args.data, args.model_dir, args.max_seq_length, args.max_dropped_fraction,
                                    args.template)
     lengths = pa.compute.list_value_length(table["input_ids"])
-    n_labels = sum(sum(1 for x in labels if x != IGNORE_INDEX) for labels in table["labels"].to_pylist())
+    n_labels = pa.compute.sum(pa.compute.not_equal(pa.compute.list_flatten(table["labels"]), IGNORE_INDEX)).as_py()
     log.info("%d examples, %d tokens (max %d), %d answer tokens; %d dropped (answer beyond max_seq_length=%d)",
              table.num_rows, pa.compute.sum(lengths).as_py(), pa.compute.max(lengths).as_py(),
              n_labels, dropped, args.max_seq_length)

@@ -33,7 +33,6 @@ from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
 log = setup_logging("training")
 
 
-
 @dataclass(frozen=True)
 class Objective:
     """What is learnt and what is forgotten. The forget family (runs.FORGET_FAMILY) has a
