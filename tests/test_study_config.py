@@ -8,15 +8,16 @@ from workflow_helpers import ROOT, planned_jobs
 STUDY = ROOT / "configs" / "study"
 
 
-@pytest.mark.parametrize("setting,name", [("noisy-reference", "study-noise0.3-noisy-reference"),
-                                          ("clean-reference", "study-noise0.3-clean-reference"),
-                                          ("no-noise", "study-noise0")])
-def test_study_setting_plans_its_own_experiment(setting, name):
+# setting, experiment, runs: 3 seeds x (sft + rho values x the methods that use rho).
+@pytest.mark.parametrize("setting,name,trainings", [("noisy-reference", "study-noise0.3-noisy-reference", 3 * (1 + 3)),
+                                                    ("clean-reference", "study-noise0.3-clean-reference", 3 * (1 + 2)),
+                                                    ("no-noise", "study-noise0", 3 * (1 + 1))])
+def test_study_setting_plans_its_own_experiment(setting, name, trainings):
     result = user_snakemake("--dry-run", "--configfile", ROOT / "config.yaml", STUDY / "common.yaml",
                             STUDY / f"{setting}.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = planned_jobs(result)
-    # 3 seeds x (sft + 2 rho x (ignore, forget, random)) = 21 runs, each and the base on 2 tasks.
-    assert jobs["train_final"] == 21 and jobs["evaluate"] == 22 * 2 and jobs["noise_audit"] == 1
+    # Each run and the base model on the two tasks.
+    assert jobs["train_final"] == trainings and jobs["evaluate"] == (trainings + 1) * 2 and jobs["noise_audit"] == 1
     assert f"results/{name}/smollm2-135m-instruct/summary.md" in result.stdout
     assert "results/embedded/" not in result.stdout  # the default's experiment is not touched

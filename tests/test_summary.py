@@ -92,7 +92,7 @@ def test_a_score_of_an_unknown_run_is_refused(tmp_path):
     path.write_text(json.dumps({"model": "m", "data": "d", "run": "forget/rho0.7/seed1", "task": "boolq",
                                 "metric": "acc", "score": 0.5}))
     with pytest.raises(summary.InputError, match="bad.json: 'rho0.7' is not a variant of forget"):
-        summary.summary_table([path])
+        summary.read_scores([path])
 
 
 def test_the_noise_audit_is_a_section_of_the_summary(tmp_path, outputs):
@@ -110,3 +110,39 @@ def test_the_noise_audit_is_a_section_of_the_summary(tmp_path, outputs):
     (tmp_path / "none.json").write_text(json.dumps({**audit, "note": "no corrupted tokens recorded"}))
     assert summary.noise_audit_markdown(str(tmp_path / "none.json")) == \
         ["## Noise audit", "", "no corrupted tokens recorded", ""]
+
+
+def test_item_paired_interval_is_the_smallest_difference_the_items_can_tell(tmp_path):
+    """Per item: the method's mean over seeds minus sft's, then Student t over the items."""
+    items = {"base": [0, 0, 0], "sft/all/seed1": [1, 0, 1], "sft/all/seed2": [1, 1, 0],
+             "forget/rho0.7-ascent-linear/seed1": [1, 1, 1], "forget/rho0.7-ascent-linear/seed2": [0, 1, 1]}
+    paths = []
+    for i, (run, values) in enumerate(items.items()):
+        for task, metric, scores in [("boolq", "acc", values), ("logiqa", "acc_norm", [1, 0, 0])]:
+            path = tmp_path / f"{i}-{task}.json"
+            path.write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": task, "metric": metric,
+                                        "score": sum(scores) / 3,
+                                        "items": {"doc_id": [2, 0, 1], "score": scores}}))
+            paths.append(path)
+    long = summary.read_scores(paths)
+    table = summary.by_method(summary.summary_table(long), long).set_index("method")
+    # forget - sft per item (doc 2, 0, 1): [0.5 - 1, 1 - 0.5, 1 - 0.5]; sd 0.57735 over 3 items.
+    assert table.loc["forget", "boolq_acc_delta_sft_items_ci95"] == pytest.approx(4.302653 / 3, abs=1e-5)
+    assert table.loc["forget", "logiqa_acc_norm_delta_sft_items_ci95"] == 0.0  # the same items right
+    assert table.loc["forget", "mean_delta_sft_items_ci95"] == pytest.approx(4.302653 / 3 / 2, abs=1e-5)
+    # base - sft: [-1, -0.5, -0.5], sd 0.288675.
+    assert table.loc["base", "boolq_acc_delta_sft_items_ci95"] == pytest.approx(4.302653 / 6, abs=1e-5)
+    assert pd.isna(table.loc["sft", "boolq_acc_delta_sft_items_ci95"])
+
+
+def test_item_interval_needs_the_same_items(tmp_path):
+    """A checkpoint scored on other items (another limit) cannot be paired item by item: NaN."""
+    paths = []
+    for run, doc_ids in [("sft/all/seed1", [0, 1]), ("forget/rho0.7-ascent-linear/seed1", [0, 2])]:
+        path = tmp_path / f"{len(paths)}.json"
+        path.write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": "boolq", "metric": "acc",
+                                    "score": 0.5, "items": {"doc_id": doc_ids, "score": [1, 0]}}))
+        paths.append(path)
+    long = summary.read_scores(paths)
+    table = summary.by_method(summary.summary_table(long), long).set_index("method")
+    assert pd.isna(table.loc["forget", "boolq_acc_delta_sft_items_ci95"])

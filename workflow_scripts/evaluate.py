@@ -6,7 +6,8 @@ Two sources of benchmark data (`--source`):
   lm-eval's own YAML (same prompt, choices, target and metrics) that read the local JSONL given by
   `--data` (the evaluator's format, see prepare_data.py). truthfulqa_mc1/mc2 use lm-eval's stock
   YAML and utils unchanged, only pointed at a local JSONL of rows shaped like the Hub's
-  `truthful_qa` "multiple_choice" validation split. Nothing may reach the Hugging Face Hub.
+  `truthful_qa` "multiple_choice" validation split. boolq_short is this repository's
+  in-distribution slice of boolq (its YAML says which and why); it reads boolq's JSONL. Nothing may reach the Hugging Face Hub.
 - `hub`: lm-eval's stock tasks by name (truthfulqa_mc2, truthfulqa_mc1, boolq, logiqa, asdiv and the
   `tydiqa_goldp` tag of 9 languages), their datasets fetched from the Hub by the default
   TaskManager; HF_TOKEN is read from the environment by huggingface_hub and never logged.
@@ -21,7 +22,10 @@ protocol, `workflow_scripts/tydiqa.py`), read from the official JSON files `--ty
 
 Output: one JSON per checkpoint and task, written atomically:
     {"task", "metric", "score", "stderr", "n", "metrics": {...}, "model", "data", "run", "source",
-     "model_dir", "num_fewshot", "limit", "lm_eval_version", "device", "wall_seconds"}
+     "model_dir", "num_fewshot", "limit", "lm_eval_version", "device", "wall_seconds",
+     "items": {"doc_id": [...], "score": [...]}}
+`items` holds the headline metric of every item (null for TyDi QA and multi-language tags), so
+that the summary can compare two checkpoints item by item.
 TyDi QA adds "n_per_language", "demonstrations" and "predictions"; tydiqa_goldp adds "n_per_language".
 """
 from __future__ import annotations
@@ -35,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workflow_scripts.constants import EVAL_TASK_DATA
 from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_json
 from workflow_scripts.prepare_data import check_eval_record
 
@@ -46,9 +51,10 @@ LM_EVAL_TASKS_DIR = Path(importlib.util.find_spec("lm_eval").origin).parent / "t
 
 # The number each task reports as its score (the summary imports this).
 HEADLINE_METRIC = {"boolq": "acc", "asdiv": "acc", "logiqa": "acc_norm", "truthfulqa_mc2": "acc",
-                   "truthfulqa_mc1": "acc", "tydiqa_goldp": "f1", "tydiqa": "f1"}
-# Our copies of lm-eval's YAML, reading the evaluator's JSONL format.
-OWN_YAML_TASKS = ("boolq", "asdiv", "logiqa")
+                   "truthfulqa_mc1": "acc", "tydiqa_goldp": "f1", "tydiqa": "f1", "boolq_short": "acc"}
+# Our copies of lm-eval's YAML, reading the evaluator's JSONL format, and our variants of them
+# (EVAL_TASK_DATA: the eval set each variant reads).
+OWN_YAML_TASKS = ("boolq", "asdiv", "logiqa", *EVAL_TASK_DATA)
 # lm-eval's stock YAML used as is, with only the dataset pointed at a local file.
 STOCK_YAML = {"truthfulqa_mc1": "truthfulqa/truthfulqa_mc1.yaml", "truthfulqa_mc2": "truthfulqa/truthfulqa_mc2.yaml"}
 SOURCE_TASKS = {
@@ -147,7 +153,7 @@ def check_data(task: str, data: str | os.PathLike | None) -> int:
     rows = 0
     for lineno, record in read_jsonl(path):
         try:
-            check(task, record)
+            check(EVAL_TASK_DATA.get(task, task), record)
         except ValueError as err:
             raise InputError(f"{path}:{lineno}: {task} row {record.get('id', '?')!r}: {err}") from None
         rows += 1
@@ -273,8 +279,17 @@ def language_metrics(out: dict, leaves: list[str]) -> tuple[dict[str, float | No
     return metrics, n_per_language
 
 
+def item_scores(samples: list[dict], metric: str) -> dict[str, list] | None:
+    """The headline metric of each evaluated item, by lm-eval's doc_id (ascending); None if the
+    samples do not carry it."""
+    pairs = sorted((sample["doc_id"], _number(sample.get(metric))) for sample in samples)
+    if not pairs or any(value is None for _, value in pairs):
+        return None
+    return {"doc_id": [doc_id for doc_id, _ in pairs], "score": [value for _, value in pairs]}
+
+
 def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size: int, dtype: str,
-                device: str, cache_dir) -> dict[str, Any]:
+                device: str, cache_dir, chat_template: bool = False) -> dict[str, Any]:
     """Run lm-eval on one task (or tag); return the score record's task part."""
     import lm_eval
 
@@ -289,8 +304,8 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
         manager = TaskManager()
         leaves = leaf_tasks(manager, task)
         tasks = [fetch_stock_task(manager, leaf) for leaf in leaves]
-    log.info("task %s (%s)%s; model %s on %s (%s)", task, source, f", limit {limit}" if limit else "",
-             model_dir, device, dtype)
+    log.info("task %s (%s)%s%s; model %s on %s (%s)", task, source, f", limit {limit}" if limit else "",
+             ", in the model's chat template" if chat_template else "", model_dir, device, dtype)
 
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
@@ -302,9 +317,11 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
         task_manager=manager,
         num_fewshot=NUM_FEWSHOT,
         limit=limit,
+        apply_chat_template=chat_template,
         batch_size=batch_size,
         device=device,
-        log_samples=False,
+        # Per-item scores: the summary pairs two checkpoints item by item to size its intervals.
+        log_samples=True,
     )
     wall = time.perf_counter() - start
     if out is None:  # only on non-zero ranks of a distributed run
@@ -313,6 +330,7 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
     if leaves == [task]:
         metrics = collect_metrics(out["results"][task])
         n = _n_effective(out, task, 0)
+        extra["items"] = item_scores(out.get("samples", {}).get(task, []), HEADLINE_METRIC[task])
     else:
         metrics, extra["n_per_language"] = language_metrics(out, leaves)
         n = sum(extra["n_per_language"].values())
@@ -328,6 +346,7 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
         "n": n,
         "metrics": metrics,
         "num_fewshot": NUM_FEWSHOT,
+        "chat_template": chat_template,
         "wall_seconds": round(wall, 3),
         **extra,
     }
@@ -335,7 +354,7 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
 
 def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", data: str | os.PathLike | None = None,
              limit: int | float | None = None, batch_size: int = 8, dtype: str = "float32",
-             device: str | None = None, cache_dir: str | os.PathLike | None = None,
+             device: str | None = None, cache_dir: str | os.PathLike | None = None, chat_template: bool = False,
              tydiqa_dev: str | os.PathLike | None = None,
              tydiqa_train: str | os.PathLike | None = None) -> dict[str, Any]:
     """Score one task; return the record without the run's names (not written)."""
@@ -354,7 +373,8 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
             raise InputError("task 'tydiqa' needs --tydiqa-dev and --tydiqa-train (the official GoldP v1.1 JSON files)")
         record = evaluate_tydiqa(model_dir, tydiqa_dev, tydiqa_train, limit, batch_size, dtype, device)
     else:
-        record = run_lm_eval(model_dir, task, source, data, limit, batch_size, dtype, device, cache_dir)
+        record = run_lm_eval(model_dir, task, source, data, limit, batch_size, dtype, device, cache_dir,
+                             chat_template)
     return {**record, "model_dir": str(model_dir), "limit": limit, "source": source,
             "lm_eval_version": lm_eval.__version__, "device": device}
 
@@ -378,6 +398,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", default=None, help="local source, lm-eval tasks: the task's eval JSONL")
     parser.add_argument("--tydiqa-dev", default=None, help="task tydiqa: tydiqa-goldp-v1.1-dev.json")
     parser.add_argument("--tydiqa-train", default=None, help="task tydiqa: tydiqa-goldp-v1.1-train.json")
+    parser.add_argument("--chat-template", action="store_true",
+                        help="lm-eval tasks: put each prompt in the model's chat template (lm-eval's "
+                             "apply_chat_template), as the pipeline fine-tunes; TyDi QA keeps its own protocol")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--cache-dir", default=None, help="datasets cache directory (default: HF_DATASETS_CACHE)")
     return parser.parse_args(argv)
@@ -406,7 +429,7 @@ def main(argv=None) -> dict[str, Any]:
     start = time.perf_counter()
     record = evaluate(args.model_dir, args.task, args.source, args.data, limit=args.limit,
                       batch_size=args.batch_size, dtype=args.dtype, device=args.device, cache_dir=args.cache_dir,
-                      tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train)
+                      chat_template=args.chat_template, tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train)
     record = {**record, "model": args.model_name, "data": args.data_name, "run": args.run}
     write_json(args.out, record)
     log.info("wrote %s (total wall time %.1f s)", args.out, time.perf_counter() - start)

@@ -4,7 +4,8 @@
   (its headline metric, as the evaluator recorded it) and their mean over the tasks;
 - summary_by_method.csv: one row per model, method and variant, averaged over seeds, with the
   standard deviation over seeds, the 95% interval half-width (Student t over seeds; empty with one
-  seed) and the difference to `sft` of the same model;
+  seed) and the difference to `sft` of the same model, with 95% intervals paired by seed and by
+  item (the evaluator's per-item scores);
 - benchmarks.csv: every job's wall time, memory and CPU time (Snakemake's `benchmark:` files), and
   per rule the jobs, total and slowest time and peak memory in summary.md;
 - summary.md: all of them, readable.
@@ -45,13 +46,22 @@ def describe(score: dict, path: Path) -> dict:
             "task": score["task"]}
 
 
-def summary_table(paths: list[Path]) -> pd.DataFrame:
+def read_scores(paths: list[Path]) -> pd.DataFrame:
+    """One row per score file: the checkpoint, the column (task_metric), the score and the per-item
+    scores (None where the evaluator recorded none)."""
     records = []
     for path in paths:
         score = json.loads(path.read_text())
-        records.append({**describe(score, path), "score": score["score"] / score.get("scale", 1),
-                        "metric": f"{score['task']}_{score['metric']}"})
-    long = pd.DataFrame(records)
+        scale = score.get("scale", 1)
+        items = score.get("items")
+        records.append({**describe(score, path), "score": score["score"] / scale,
+                        "metric": f"{score['task']}_{score['metric']}",
+                        "items": None if items is None else
+                        pd.Series(items["score"], index=items["doc_id"], dtype=float) / scale})
+    return pd.DataFrame(records)
+
+
+def summary_table(long: pd.DataFrame) -> pd.DataFrame:
     table = long.pivot_table(index=["model", "method", "variant", "seed"], columns="metric",
                              values="score", aggfunc="first").reset_index()
     table.columns.name = None
@@ -65,7 +75,43 @@ def score_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in ("model", "method", "variant", "seed")]
 
 
-def by_method(table: pd.DataFrame) -> pd.DataFrame:
+def item_paired_deltas(long: pd.DataFrame) -> dict:
+    """The 95% interval half-width of (method - sft) paired by item: per item, the method's score
+    averaged over its seeds minus sft's averaged over its seeds; Student t over the items.
+
+    This is the smallest difference of the task mean that these evaluation items can tell from
+    zero at 95% (two-sided): the item-sampling half of the uncertainty, where the seed interval
+    of `paired_deltas` is the training half. The `mean` column combines the tasks as independent:
+    sqrt(sum of squared half-widths) / tasks. NaN where a checkpoint has no per-item scores or the
+    two do not cover the same items.
+    """
+    out: dict = {}
+    sft = long[long["method"] == "sft"]
+    for (model, method, variant), group in long[long["method"] != "sft"].groupby(
+            ["model", "method", "variant"], sort=False):
+        halves = {}
+        for metric, rows in group.groupby("metric", sort=False):
+            reference = sft[(sft["model"] == model) & (sft["metric"] == metric)]
+            halves[metric] = _item_half_width(list(rows["items"]), list(reference["items"]))
+        values = list(halves.values())
+        halves["mean"] = math.sqrt(sum(h * h for h in values)) / len(values) if values else math.nan
+        out[(model, method, variant)] = halves
+    return out
+
+
+def _item_half_width(runs_items: list, sft_items: list) -> float:
+    everything = runs_items + sft_items
+    if not runs_items or not sft_items or any(items is None for items in everything):
+        return math.nan
+    index = everything[0].index
+    if any(not items.index.equals(index) for items in everything):
+        return math.nan
+    diff = pd.concat(runs_items, axis=1).mean(axis=1) - pd.concat(sft_items, axis=1).mean(axis=1)
+    n = len(diff)
+    return stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+
+
+def by_method(table: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean over seeds per model, method and variant; std, 95% t-interval half-width, delta to sft."""
     columns = score_columns(table)
     rows = []
@@ -87,6 +133,11 @@ def by_method(table: pd.DataFrame) -> pd.DataFrame:
     for column in columns:
         summary[f"{column}_delta_sft_ci95"] = [paired.get((r.model, r.method, r.variant), {}).get(column, math.nan)
                                               for r in summary.itertuples()]
+    by_item = item_paired_deltas(long) if long is not None else {}
+    for column in columns:
+        summary[f"{column}_delta_sft_items_ci95"] = [
+            by_item.get((r.model, r.method, r.variant), {}).get(column, math.nan) if r.method != "sft" else math.nan
+            for r in summary.itertuples()]
     return summary
 
 
@@ -122,8 +173,18 @@ def to_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
             return ""
         return f"{value:+.4f}" if math.isnan(interval) else f"{value:+.4f} ± {interval:.4f}"
 
+    def against_sft(row, column):
+        value = row[f"{column}_delta_sft"]
+        if math.isnan(value):
+            return ""
+        seeds, items = row[f"{column}_delta_sft_ci95"], row[f"{column}_delta_sft_items_ci95"]
+        return " / ".join([f"{value:+.4f}", *(f"± {h:.4f} {what}" for h, what in ((seeds, "seeds"), (items, "items"))
+                                               if not math.isnan(h))])
+
     method_rows = [[r["model"], r["method"], r["variant"], str(r["seeds"]), *(cell(r, c) for c in columns),
                     delta(r)] for _, r in summary.iterrows()]
+    delta_rows = [[r["model"], r["method"], r["variant"], *(against_sft(r, c) for c in columns)]
+                  for _, r in summary.iterrows() if r["method"] != "sft" and not math.isnan(r["mean_delta_sft"])]
     run_rows = [[*(str(v) for v in row[:4]), *(f"{v:.4f}" for v in row[4:])] for row in table.itertuples(index=False)]
     return "\n".join([
         "# Summary", "",
@@ -132,6 +193,12 @@ def to_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
         "`Δ mean vs sft` is the difference of the means to `sft` of the same model, ± the 95% interval of",
         "the per-seed differences (each method of a seed shares that seed's initialisation and data order).", "",
         *markdown_table(["model", "method", "variant", "seeds", *columns, "Δ mean vs sft"], method_rows, 3), "",
+        "## Differences to sft", "",
+        "Per task: the method's mean minus sft's, ± the 95% interval half-width paired by seed (training",
+        "noise: seeds share initialisation and data order) and ± the one paired by item (evaluation noise:",
+        "per item, the mean over seeds of the method minus that of sft). The item half-width is the",
+        "smallest difference these evaluation items can tell from zero at 95%.", "",
+        *markdown_table(["model", "method", "variant", *columns], delta_rows, 3), "",
         "## Every checkpoint", "",
         *markdown_table(list(table.columns), run_rows, 4), ""])
 
@@ -202,8 +269,9 @@ def main(argv=None):
     parser.add_argument("--out-md", required=True)
     args = parser.parse_args(argv)
 
-    table = summary_table([Path(p) for p in args.scores])
-    summary = by_method(table)
+    long = read_scores([Path(p) for p in args.scores])
+    table = summary_table(long)
+    summary = by_method(table, long)
     benchmarks = benchmark_table(args.benchmark_dirs)
     with atomic_path(args.out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
