@@ -51,6 +51,8 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
      "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), got pool, reference_pool"),
     (lambda c: c["eval"].update(tasks=["tydiqa"]), "eval task tydiqa needs eval.tydiqa_dev and eval.tydiqa_train"),
     (lambda c: c["eval"].update(tasks=["truthfulqa_mc2"]), "truthfulqa with eval.source: local needs eval.truthfulqa"),
+    (lambda c: c["eval"].update(tasks=["boolq_short"], source="hub"),
+     "eval tasks boolq_short are this repository's variants, read from local eval sets: they need eval.source: local"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(tmp_path, change, message):
     result = dry_run(tmp_path, change)

@@ -71,6 +71,11 @@ def test_scores_every_task(task, tiny_model_dir, eval_dir, cache_dir, tmp_path):
     if task == "logiqa":
         assert {"acc", "acc_norm", "acc_stderr", "acc_norm_stderr"} <= set(record["metrics"])
     assert sorted(p.name for p in out.parent.iterdir()) == [f"{task}.json"]  # nothing half-written left
+    # Every item's headline metric, by doc_id, averaging to the score (the summary pairs items).
+    assert record["items"]["doc_id"] == list(range(ROWS[task]))
+    assert set(record["items"]["score"]) <= {0.0, 1.0}
+    assert sum(record["items"]["score"]) / ROWS[task] == pytest.approx(record["score"])
+    assert record["chat_template"] is False
 
 
 @pytest.mark.parametrize("limit, n, recorded", [("2", 2, 2), ("0.5", 2, 0.5), ("0.3", 2, 0.3), ("0.99", 4, 0.99)])
@@ -312,3 +317,64 @@ def test_hub_tydiqa_goldp_runs_lm_evals_nine_tasks(tiny_model_dir, cache_dir, tm
     assert record["n_per_language"] == {lang: 1 for lang in evaluate.GOLDP_LANGUAGES.values()}
     per_language = [record["metrics"][f"f1_{lang}"] for lang in evaluate.GOLDP_LANGUAGES.values()]
     assert record["score"] == pytest.approx(sum(per_language) / 9)
+
+
+def test_boolq_short_keeps_the_questions_with_short_passages(eval_dir, cache_dir, tmp_path):
+    """The in-distribution slice: passages of at most 50 words, otherwise boolq's requests."""
+    rows = [{"id": "short", "passage": " ".join(["word"] * 50), "question": "is it short", "label": 1},
+            {"id": "long", "passage": " ".join(["word"] * 51), "question": "is it long", "label": 0},
+            *(json.loads(line) for line in (eval_dir / "boolq.jsonl").read_text().splitlines())]
+    data = tmp_path / "boolq.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    short = build_task("boolq_short", data, cache_dir)
+    full = build_task("boolq", data, cache_dir)
+    assert [doc["id"] for doc in short.test_docs()] == ["short", "b0", "b1", "b2", "b3"]
+    assert _requests(short) == [r for r in _requests(full) if " is it long?" not in r[0]]
+
+
+def test_boolq_short_reads_boolqs_rows_and_checks_them_as_boolq(tiny_model_dir, tmp_path):
+    data = tmp_path / "boolq.jsonl"
+    data.write_text(json.dumps({"id": "x", "passage": "p", "question": "q", "label": "yes"}) + "\n")
+    with pytest.raises(InputError, match=r"boolq_short row 'x': 'label' must be int"):
+        main(_args(tiny_model_dir, "boolq_short", data, tmp_path / "o.json"))
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with a chat template in its tokenizer (the tiny tokenizer has none)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from workflow_scripts.tokenize_data import TULU_TEMPLATE
+
+    directory = tmp_path_factory.mktemp("chat-model")
+    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.chat_template = TULU_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("flag, applied", [([], False), (["--chat-template"], True)])
+def test_chat_template_reaches_lm_eval(flag, applied, chat_model_dir, eval_dir, cache_dir, tmp_path, monkeypatch):
+    """--chat-template is lm-eval's apply_chat_template (lm-eval renders the prompts), and is recorded."""
+    import lm_eval
+
+    seen = {}
+    real = lm_eval.simple_evaluate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(lm_eval, "simple_evaluate", spy)
+    out = tmp_path / "asdiv.json"
+    main([*_args(chat_model_dir, "asdiv", eval_dir / "asdiv.jsonl", out), "--cache-dir", str(cache_dir), *flag])
+    assert seen["apply_chat_template"] is applied
+    assert json.loads(out.read_text())["chat_template"] is applied
+
+
+def test_chat_template_needs_one_in_the_tokenizer(tiny_model_dir, eval_dir, tmp_path):
+    with pytest.raises(InputError, match=r"the tokenizer has no chat template.*eval.chat_template: false"):
+        main([*_args(tiny_model_dir, "asdiv", eval_dir / "asdiv.jsonl", tmp_path / "o.json"), "--chat-template"])

@@ -13,7 +13,7 @@ STUDY = ROOT / "configs" / "study"
                                                     ("clean-reference", "study-noise0.3-clean-reference", 3 * (1 + 2)),
                                                     ("no-noise", "study-noise0", 3 * (1 + 1))])
 def test_study_setting_plans_its_own_experiment(setting, name, trainings):
-    result = user_snakemake("--dry-run", "--configfile", ROOT / "config.yaml", STUDY / "common.yaml",
+    result = user_snakemake("--dry-run", "--printshellcmds", "--configfile", ROOT / "config.yaml", STUDY / "common.yaml",
                             STUDY / f"{setting}.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = planned_jobs(result)
@@ -21,3 +21,8 @@ def test_study_setting_plans_its_own_experiment(setting, name, trainings):
     assert jobs["train_final"] == trainings and jobs["evaluate"] == (trainings + 1) * 2 and jobs["noise_audit"] == 1
     assert f"results/{name}/smollm2-135m-instruct/summary.md" in result.stdout
     assert "results/embedded/" not in result.stdout  # the default's experiment is not touched
+    # Both tasks scored in the chat template; boolq_short reads boolq's eval set.
+    evaluations = [line for line in result.stdout.splitlines() if "workflow_scripts.evaluate" in line]
+    assert len(evaluations) == (trainings + 1) * 2 and all("--chat-template" in line for line in evaluations)
+    assert sum(f"--task boolq_short --data results/{name}/data/eval/boolq.jsonl " in line
+               for line in evaluations) == trainings + 1

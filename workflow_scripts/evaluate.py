@@ -352,6 +352,14 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
     }
 
 
+def check_chat_template(model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    if not AutoTokenizer.from_pretrained(model_dir, local_files_only=True).chat_template:
+        raise InputError(f"{model_dir}: the tokenizer has no chat template, so its prompts cannot be put in one; "
+                         "score the raw prompts (eval.chat_template: false) or give the model a chat template")
+
+
 def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", data: str | os.PathLike | None = None,
              limit: int | float | None = None, batch_size: int = 8, dtype: str = "float32",
              device: str | None = None, cache_dir: str | os.PathLike | None = None, chat_template: bool = False,
@@ -373,6 +381,8 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
             raise InputError("task 'tydiqa' needs --tydiqa-dev and --tydiqa-train (the official GoldP v1.1 JSON files)")
         record = evaluate_tydiqa(model_dir, tydiqa_dev, tydiqa_train, limit, batch_size, dtype, device)
     else:
+        if chat_template:
+            check_chat_template(model_dir)
         record = run_lm_eval(model_dir, task, source, data, limit, batch_size, dtype, device, cache_dir,
                              chat_template)
     return {**record, "model_dir": str(model_dir), "limit": limit, "source": source,
