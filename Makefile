@@ -55,6 +55,8 @@ study: setup
 	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/study/common.yaml \
 	    configs/study/$$setting.yaml || exit 1; \
 	done
+	# The README's Results tables, from the three experiments' summaries and noise audits.
+	$(PY) scripts/study_tables.py $(STUDY_SETTINGS:%=configs/study/%.yaml) | tee results/study.md
 
 clean:
 	rm -rf results logs .snakemake

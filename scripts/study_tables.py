@@ -1,0 +1,95 @@
+"""Print the noise study's tables (the README's "Results"), read from the experiments `make study` ran.
+
+For each setting (a config file of configs/study/ laid over config.yaml and configs/study/common.yaml),
+from results/{data.name}/{model.name}/: the scores per method (mean ± std over seeds [95% interval
+half-width over seeds]), each method minus sft with its seed-paired and item-paired 95% intervals,
+and the noise audit.
+    python scripts/study_tables.py configs/study/noisy-reference.yaml configs/study/clean-reference.yaml ...
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def experiment_dir(setting: Path) -> Path:
+    """results/{data.name}/{model.name}, the later files overriding the earlier as --configfile does."""
+    names = {}
+    for path in (ROOT / "config.yaml", ROOT / "configs" / "study" / "common.yaml", setting):
+        config = yaml.safe_load(path.read_text()) or {}
+        for section in ("data", "model"):
+            if "name" in config.get(section, {}):
+                names[section] = config[section]["name"]
+    return ROOT / "results" / names["data"] / names["model"]
+
+
+def number(value: float, sign: bool = False) -> str:
+    return "" if math.isnan(value) else f"{value:+.4f}" if sign else f"{value:.4f}"
+
+
+def score_cell(row, column: str) -> str:
+    if row["seeds"] < 2:
+        return number(row[column])
+    return f"{number(row[column])} ± {number(row[f'{column}_std'])} [±{number(row[f'{column}_ci95'])}]"
+
+
+def delta_cell(row, column: str) -> str:
+    value = row[f"{column}_delta_sft"]
+    halves = [(row.get(f"{column}_delta_sft_ci95", math.nan), "seeds"),
+              (row.get(f"{column}_delta_sft_items_ci95", math.nan), "items")]
+    halves = ", ".join(f"±{number(h)} {what}" for h, what in halves if not math.isnan(h))
+    return f"{number(value, sign=True)} [{halves}]" if halves else number(value, sign=True)
+
+
+def table(header: list[str], rows: list[list[str]], text_columns: int = 2) -> list[str]:
+    rule = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    return ["| " + " | ".join(line) + " |" for line in [header, rule, *rows]]
+
+
+def scores_section(summary: pd.DataFrame) -> list[str]:
+    tasks = [c[: -len("_std")] for c in summary.columns if c.endswith("_std") and c != "mean_std"]
+    columns = [*tasks, "mean"]
+    rows = [[r["method"], r["variant"], *(score_cell(r, c) for c in columns),
+             "" if r["method"] == "sft" else delta_cell(r, "mean")] for _, r in summary.iterrows()]
+    lines = table(["method", "variant", *columns, "mean − sft"], rows)
+    deltas = [[r["method"], r["variant"], *(delta_cell(r, c) for c in tasks)]
+              for _, r in summary.iterrows() if r["method"] != "sft"]
+    return [*lines, "", *table(["method", "variant", *(f"{c} − sft" for c in tasks)], deltas)]
+
+
+def audit_section(audit: dict) -> list[str]:
+    if audit.get("note"):
+        return [f"Noise audit: {audit['note']}."]
+    lines = [f"Noise audit: {audit['all']['n_corrupted']} of {audit['all']['n_tokens']} response tokens corrupted; "
+             f"AUROC of low influence {audit['all']['auroc']:.3f} over all of them, "
+             f"{audit['answer']['auroc']:.3f} over the {audit['answer']['n_tokens']} answer tokens.", ""]
+    rows = [[name, str(p["n_negative"]), str(p["n_corrupted_negative"]),
+             f"{p['precision']:.3f} ({p['chance_precision']:.3f})", f"{p['recall']:.3f} ({p['chance_recall']:.3f})"]
+            for name, p in audit["partitions"].items()]
+    return [*lines, *table(["partition", "negatives", "corrupted negatives", "precision (chance)",
+                            "recall (chance)"], rows, text_columns=1)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("settings", nargs="+", type=Path, help="the configs/study/ file of each setting")
+    args = parser.parse_args(argv)
+    out = []
+    for setting in args.settings:
+        directory = experiment_dir(setting)
+        summary = pd.read_csv(directory / "summary_by_method.csv", keep_default_na=False, na_values=[""])
+        summary["variant"] = summary["variant"].fillna("")
+        out += [f"### {setting.stem} (`{directory.relative_to(ROOT)}`)", "", *scores_section(summary), ""]
+        audit_path = directory / "noise_audit.json"
+        if audit_path.is_file():
+            out += [*audit_section(json.loads(audit_path.read_text())), ""]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
