@@ -174,3 +174,29 @@ def test_embedded_default_split_is_unchanged(tmp_path):
     summary = json.loads((out / "split.json").read_text())
     assert summary["reference"] == {"rows": 64, "corrupted": 16, "restored": 0}
     assert summary["train"] == {"rows": 128, "corrupted": 46}
+
+
+@pytest.mark.parametrize("scope", ["pool", "train"])
+def test_noise_scope_through_the_workflow(scope, tmp_path, tiny_model_dir):
+    """data.noise_scope reaches the split of the test experiment: with `train`, no reference row
+    keeps a corrupted answer, and the training rows keep theirs."""
+    from workflow_helpers import make_test_workdir, snakemake
+
+    workdir = make_test_workdir(tmp_path / "work", tiny_model_dir, lambda c: c["data"].update(noise_scope=scope))
+    rows = [json.loads(line) for line in (workdir / "data" / "pool.jsonl").read_text().splitlines()]
+    corrupted = [record(i, "5 apples", {"start": 0, "end": 1, "original": "7"}) for i in range(100, 112)]
+    write_jsonl(workdir / "data" / "pool.jsonl", rows + corrupted)  # half the pool noisy
+    result = snakemake(workdir, "results/tiny-pool/data/split.json", timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    data = workdir / "results" / "tiny-pool" / "data"
+    summary = json.loads((data / "split.json").read_text())
+    reference = read(data / "reference.jsonl")
+    noisy_reference = [r["id"] for r in reference if r["id"].startswith("p")]
+    assert summary["noise_scope"] == scope and noisy_reference  # seed 0 draws some into the reference
+    if scope == "train":
+        assert not any(r["corrupted"] for r in reference)
+        assert all(r["messages"][1]["content"] == "7 apples" for r in reference if r["id"] in noisy_reference)
+        assert summary["reference"]["restored"] == len(noisy_reference)
+    else:
+        assert all(r["corrupted"] for r in reference if r["id"] in noisy_reference)
+    assert summary["train"]["corrupted"] == sum(r["corrupted"] for r in read(data / "train.jsonl")) > 0
