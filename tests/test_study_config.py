@@ -13,8 +13,9 @@ STUDY = ROOT / "configs" / "study"
                                                     ("clean-reference", "study-noise0.3-clean-reference", 3 * (1 + 2)),
                                                     ("no-noise", "study-noise0", 3 * (1 + 1))])
 def test_study_setting_plans_its_own_experiment(setting, name, trainings):
-    result = user_snakemake("--dry-run", "--printshellcmds", "--configfile", ROOT / "config.yaml", STUDY / "common.yaml",
-                            STUDY / f"{setting}.yaml")
+    # --forceall: the whole plan, whether or not `make study` has run in this checkout.
+    result = user_snakemake("--dry-run", "--forceall", "--printshellcmds", "--configfile", ROOT / "config.yaml",
+                            STUDY / "common.yaml", STUDY / f"{setting}.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = planned_jobs(result)
     # Each run and the base model on the two tasks.
