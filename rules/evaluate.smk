@@ -9,7 +9,7 @@ rule evaluate:
     log:
         "logs/{dataset}/{model}/evaluate/{run}/{task}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/evaluate/{run}/{task}.tsv"
+        "logs/{dataset}/{model}/timings/evaluate/{run}/{task}.tsv"
     params:
         data=lambda wc, input: cli_options({k: input.get(k) for k in ("data", "tydiqa_dev", "tydiqa_train")}),
         limit=lambda wc: config["eval"]["limit"].get(wc.task, 0),

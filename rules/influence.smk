@@ -10,7 +10,7 @@ rule score_shard:
     log:
         "logs/{dataset}/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/score_shard/{scorer}_{shard}of{shards}.tsv"
+        "logs/{dataset}/{model}/timings/score_shard/{scorer}_{shard}of{shards}.tsv"
     params:
         options=cli_options({k: config["scoring"][k] for k in ("max_batch_tokens", "dtype")}),
     threads: group_threads("score")
@@ -33,7 +33,7 @@ rule gather_losses:
     log:
         "logs/{dataset}/{model}/score_tokens/{scorer}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/gather_losses/{scorer}.tsv"
+        "logs/{dataset}/{model}/timings/gather_losses/{scorer}.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -54,15 +54,15 @@ rule influence:
     log:
         "logs/{dataset}/{model}/influence.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/influence.tsv"
+        "logs/{dataset}/{model}/timings/influence.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.influence --tokens {input.tokens:q} --base {input.base:q} "
-        "--reference {input.reference:q} --out {output:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.influence --tokens {input.tokens:q} --base-losses {input.base:q} "
+        "--reference-losses {input.reference:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule partition:
@@ -72,9 +72,9 @@ rule partition:
         parquet="results/{dataset}/{model}/{partition}/partition.parquet",
         stats="results/{dataset}/{model}/{partition}/partition.json",
     log:
-        "logs/{dataset}/{model}/partition_{partition}.log",
+        "logs/{dataset}/{model}/partition/{partition}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/partition/{partition}.tsv"
+        "logs/{dataset}/{model}/timings/partition/{partition}.tsv"
     params:
         rho=lambda wc: runs.parse_partition(wc.partition)[0],
         scope=lambda wc: runs.parse_partition(wc.partition)[1],
@@ -92,12 +92,12 @@ rule random_partition:
     input:
         "results/{dataset}/{model}/tokens/train.parquet",
     output:
-        parquet="results/{dataset}/{model}/rho{rho}-random/seed{seed}/partition.parquet",
-        stats="results/{dataset}/{model}/rho{rho}-random/seed{seed}/partition.json",
+        parquet=f"results/{{dataset}}/{{model}}/{runs.RANDOM_PARTITION_DIR}/partition.parquet",
+        stats=f"results/{{dataset}}/{{model}}/{runs.RANDOM_PARTITION_DIR}/partition.json",
     log:
-        "logs/{dataset}/{model}/partition_rho{rho}-random_seed{seed}.log",
+        f"logs/{{dataset}}/{{model}}/partition/{runs.RANDOM_PARTITION_DIR}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/random_partition/rho{rho}_seed{seed}.tsv"
+        "logs/{dataset}/{model}/timings/random_partition/rho{rho}_seed{seed}.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")

@@ -11,7 +11,7 @@ rule train_reference:
     log:
         "logs/{dataset}/{model}/train_reference.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/train_reference.tsv"
+        "logs/{dataset}/{model}/timings/train_reference.tsv"
     params:
         options=training_options(config["reference"]["seed"]),
         launch=python_launcher("train"),

@@ -14,7 +14,7 @@ rule noise_audit:
     log:
         f"logs/{DATASET}/{MODEL}/noise_audit.log",
     benchmark:
-        f"logs/{DATASET}/{MODEL}/benchmarks/noise_audit.tsv"
+        f"logs/{DATASET}/{MODEL}/timings/noise_audit.tsv"
     params:
         partitions=[f"{label}={path}" for label, path in audit_partitions().items()],
     threads: group_threads("cpu")
@@ -24,7 +24,7 @@ rule noise_audit:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.noise_audit --influence {input.influence:q} --model-dir {input.model:q} "
-        "--partition {params.partitions:q} --out-json {output.json:q} --out-figure {output.figure:q} > {log:q} 2>&1"
+        "--labelled-partition {params.partitions:q} --out-json {output.json:q} --out-figure {output.figure:q} > {log:q} 2>&1"
 
 
 rule summary:
@@ -35,16 +35,16 @@ rule summary:
         csv=f"{EXPERIMENT}/summary.csv",
         by_method=report(f"{EXPERIMENT}/summary_by_method.csv", caption="../report/summary.rst", category="Summary"),
         md=report(f"{EXPERIMENT}/summary.md", caption="../report/summary.rst", category="Summary"),
-        benchmarks=f"{EXPERIMENT}/benchmarks.csv",
+        timings=f"{EXPERIMENT}/timings.csv",
     log:
         f"logs/{DATASET}/{MODEL}/summary.log",
     benchmark:
-        f"logs/{DATASET}/{MODEL}/benchmarks/summary.tsv"
+        f"logs/{DATASET}/{MODEL}/timings/summary.tsv"
     params:
-        # Every job of the experiment has finished when its scores are in. Benchmark files lie in
-        # benchmarks/{rule}[/...].tsv below these folders (the data's, the model's, the experiment's).
-        benchmarks=["logs/benchmarks", f"logs/{MODEL}/benchmarks", f"logs/{DATASET}/benchmarks",
-                    f"logs/{DATASET}/{MODEL}/benchmarks"],
+        # Every job of the experiment has finished when its scores are in. Its timings (Snakemake's
+        # `benchmark:` files) lie in timings/{rule}[/...].tsv below these folders (the data's, the
+        # model's, the experiment's).
+        timings=["logs/timings", f"logs/{MODEL}/timings", f"logs/{DATASET}/timings", f"logs/{DATASET}/{MODEL}/timings"],
         noise_audit=lambda wc, input: cli_options({"noise_audit": input.noise_audit or None}),
     threads: group_threads("cpu")
     conda:
@@ -53,7 +53,7 @@ rule summary:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.summary --out-csv {output.csv:q} --out-by-method {output.by_method:q} "
-        "--out-md {output.md:q} --out-benchmarks {output.benchmarks:q} --benchmark-dirs {params.benchmarks:q} "
+        "--out-md {output.md:q} --out-timings {output.timings:q} --timing-dirs {params.timings:q} "
         "{params.noise_audit} --scores {input.scores:q} > {log:q} 2>&1"
 
 
@@ -71,7 +71,7 @@ rule plots:
     log:
         f"logs/{DATASET}/{MODEL}/plots.log",
     benchmark:
-        f"logs/{DATASET}/{MODEL}/benchmarks/plots.tsv"
+        f"logs/{DATASET}/{MODEL}/timings/plots.tsv"
     params:
         influence=lambda wc, input, output: cli_options({"influence": input.influence or None,
                                                           "out_influence": output.influence or None}),
@@ -83,7 +83,7 @@ rule plots:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.plots --by-method {input.by_method:q} {params.influence} "
-        "--partitions {input.partitions:q} --training-logs {params.training_logs:q} --out-scores {output.scores:q} "
+        "--partition-stats {input.partitions:q} --training-logs {params.training_logs:q} --out-scores {output.scores:q} "
         "--out-training {output.training:q} > {log:q} 2>&1"
 
 
@@ -99,7 +99,7 @@ rule token_page:
     log:
         f"logs/{DATASET}/{MODEL}/token_page.log",
     benchmark:
-        f"logs/{DATASET}/{MODEL}/benchmarks/token_page.tsv"
+        f"logs/{DATASET}/{MODEL}/timings/token_page.tsv"
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")

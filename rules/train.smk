@@ -14,7 +14,7 @@ rule train_final:
     log:
         "logs/{dataset}/{model}/train_final/{run}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/train_final/{run}.tsv"
+        "logs/{dataset}/{model}/timings/train_final/{run}.tsv"
     params:
         method=lambda wc: run_of(wc).method,
         options=lambda wc: training_options(run_of(wc).seed),
@@ -35,38 +35,42 @@ rule train_final:
         "--threads {threads} > {log:q} 2>&1"
 
 
+# A round's folder below its run (runs.ROUND_DIR); its wildcard is {round}.
+ROUND = f"results/{{dataset}}/{{model}}/{{run}}/{runs.ROUND_DIR}"
+
+
 rule self_evolving_round:
     input:
-        unpack(self_evolving_inputs),
+        unpack(round_inputs),
         base="resources/models/{model}",
         tokens="results/{dataset}/{model}/tokens/train.parquet",
     output:
-        model=directory("results/{dataset}/{model}/{run}/round{round}/model"),
-        training_log="results/{dataset}/{model}/{run}/round{round}/training_log.json",
-        influence="results/{dataset}/{model}/{run}/round{round}/influence.parquet",
-        partition="results/{dataset}/{model}/{run}/round{round}/partition.parquet",
-        stats="results/{dataset}/{model}/{run}/round{round}/partition.json",
+        model=directory(f"{ROUND}/model"),
+        training_log=f"{ROUND}/training_log.json",
+        influence=f"{ROUND}/influence.parquet",
+        partition=f"{ROUND}/partition.parquet",
+        stats=f"{ROUND}/partition.json",
     log:
-        "logs/{dataset}/{model}/self_evolving/{run}/round{round}.log",
+        f"logs/{{dataset}}/{{model}}/self_evolving_round/{{run}}/{runs.ROUND_DIR}.log",
     benchmark:
-        "logs/{dataset}/{model}/benchmarks/self_evolving_round/{run}/round{round}.tsv"
+        f"logs/{{dataset}}/{{model}}/timings/self_evolving_round/{{run}}/{runs.ROUND_DIR}.tsv"
     params:
-        out="results/{dataset}/{model}/{run}/round{round}",
-        rho=lambda wc: run_of(wc, allow=("self_evolving",)).rho,
-        rounds=lambda wc: run_of(wc, allow=("self_evolving",)).rounds,
+        out=ROUND,
+        rho=lambda wc: run_of(wc, in_rounds=True).rho,
+        rounds=lambda wc: run_of(wc, in_rounds=True).rounds,
         objective=objective_options,
         options=lambda wc: training_options(run_of(wc).seed),
         batch_tokens=config["scoring"]["max_batch_tokens"],
         launch=python_launcher("train"),
         distributed=distributed_options("train"),
-        work_dir="results/{dataset}/{model}/.trainer/{run}/round{round}",
+        work_dir=f"results/{{dataset}}/{{model}}/.trainer/{{run}}/{runs.ROUND_DIR}",
     threads: group_threads("train")
     conda:
         conda_env("train")
     resources:
         **group_resources("train"),
     shell:
-        "{params.launch} -m workflow_scripts.self_evolving --base-model {input.base:q} --reference {input.reference:q} "
+        "{params.launch} -m workflow_scripts.self_evolving --base-model {input.base:q} --reference-model {input.reference_model:q} "
         "--start-model {input.start:q} --tokens {input.tokens:q} --round {wildcards.round} --rounds {params.rounds} "
         "--rho {params.rho} {params.objective} --max-batch-tokens {params.batch_tokens} --out {params.out:q} "
         "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} "

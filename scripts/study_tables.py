@@ -9,23 +9,26 @@ and the noise audit.
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
 import yaml
+from snakemake.utils import update_config
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from workflow_scripts import runs  # noqa: E402
+from workflow_scripts.summary import markdown_table  # noqa: E402
 
 
 def experiment_dir(setting: Path) -> Path:
-    """results/{data.name}/{model.name}, the later files overriding the earlier as --configfile does."""
-    names = {}
+    """The setting's experiment folder, its files laid over config.yaml and configs/study/common.yaml
+    key by key as Snakemake's --configfile does."""
+    config = {}
     for path in (ROOT / "config.yaml", ROOT / "configs" / "study" / "common.yaml", setting):
-        config = yaml.safe_load(path.read_text()) or {}
-        for section in ("data", "model"):
-            if "name" in config.get(section, {}):
-                names[section] = config[section]["name"]
-    return ROOT / "results" / names["data"] / names["model"]
+        update_config(config, yaml.safe_load(path.read_text()) or {})
+    return ROOT / runs.experiment_dir(config)
 
 
 def number(value: float, sign: bool = False) -> str:
@@ -46,20 +49,15 @@ def delta_cell(row, column: str) -> str:
     return f"{number(value, sign=True)} [{halves}]" if halves else number(value, sign=True)
 
 
-def table(header: list[str], rows: list[list[str]], text_columns: int = 2) -> list[str]:
-    rule = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
-    return ["| " + " | ".join(line) + " |" for line in [header, rule, *rows]]
-
-
 def scores_section(summary: pd.DataFrame) -> list[str]:
     tasks = [c[: -len("_std")] for c in summary.columns if c.endswith("_std") and c != "mean_std"]
     columns = [*tasks, "mean"]
     rows = [[r["method"], r["variant"], *(score_cell(r, c) for c in columns),
-             "" if r["method"] == "sft" else delta_cell(r, "mean")] for _, r in summary.iterrows()]
-    lines = table(["method", "variant", *columns, "mean − sft"], rows)
+             "" if r["method"] == runs.SFT else delta_cell(r, "mean")] for _, r in summary.iterrows()]
+    lines = markdown_table(["method", "variant", *columns, "mean − sft"], rows, 2)
     deltas = [[r["method"], r["variant"], *(delta_cell(r, c) for c in tasks)]
-              for _, r in summary.iterrows() if r["method"] != "sft"]
-    return [*lines, "", *table(["method", "variant", *(f"{c} − sft" for c in tasks)], deltas)]
+              for _, r in summary.iterrows() if r["method"] != runs.SFT]
+    return [*lines, "", *markdown_table(["method", "variant", *(f"{c} − sft" for c in tasks)], deltas, 2)]
 
 
 def audit_section(audit: dict) -> list[str]:
@@ -71,8 +69,8 @@ def audit_section(audit: dict) -> list[str]:
     rows = [[name, str(p["n_negative"]), str(p["n_corrupted_negative"]),
              f"{p['precision']:.3f} ({p['chance_precision']:.3f})", f"{p['recall']:.3f} ({p['chance_recall']:.3f})"]
             for name, p in audit["partitions"].items()]
-    return [*lines, *table(["partition", "negatives", "corrupted negatives", "precision (chance)",
-                            "recall (chance)"], rows, text_columns=1)]
+    return [*lines, *markdown_table(["partition", "negatives", "corrupted negatives", "precision (chance)",
+                                     "recall (chance)"], rows, 1)]
 
 
 def main(argv=None):

@@ -1,9 +1,21 @@
+"""What the tests share: the repository's paths, the tiny model, the checked-in test experiment
+(.test/) and the ways tests run Snakemake: on a working directory as `snakemake --directory`
+(`snakemake`), or typed in the repository root as a user types it (`user_snakemake`).
+Test modules import these names from here (`from conftest import ROOT, snakemake`)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_DIR = ROOT / ".test"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
@@ -12,3 +24,89 @@ def tiny_model_dir(tmp_path_factory):
     from tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+# ---------------------------------------------------------------- the test experiment
+
+def load_test_config() -> dict:
+    return yaml.safe_load((TEST_DIR / "config.yaml").read_text())
+
+
+def make_test_workdir(workdir: Path, tiny_model_dir: Path, change=None) -> Path:
+    """`workdir` holding .test/'s data and config.yaml, the model source pointing at the tiny model
+    built by the test session; `change(config)` edits the config first."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(TEST_DIR / "data", workdir / "data")
+    config = load_test_config()
+    config["model"]["source"] = str(tiny_model_dir)
+    if change:
+        change(config)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
+
+
+# ---------------------------------------------------------------- running Snakemake
+
+def venv_env(**extra) -> dict:
+    """This environment with the running Python's bin first on PATH (the venv's snakemake)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **extra}
+
+
+def snakemake(workdir: Path, *args, profile: str = "local", snakefile: Path = ROOT / "Snakefile",
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """`python -m snakemake` on `workdir` with a profile of this repository, as a user runs it."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
+               "--profile", str(ROOT / "profiles" / profile)]
+    if profile == "local":
+        command += ["--cores", "2"]
+    else:  # timeout -s INT: Snakemake may ignore SIGTERM while it polls a cluster
+        command = ["timeout", "-s", "INT", str(timeout)] + command
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=venv_env(),
+                          timeout=timeout + 60)
+
+
+def user_snakemake(*args, cwd=ROOT, path=None) -> subprocess.CompletedProcess:
+    """`snakemake ARGS` typed in `cwd`; with `path`, under that PATH instead of the venv's."""
+    env = venv_env(HF_HUB_OFFLINE="1")  # a dry run must not need the Hub
+    if path:
+        env["PATH"] = path
+    return subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    if "Job stats:" not in result.stdout:
+        return {}
+    stats = result.stdout.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+def dry_run_resources(output: str) -> dict[str, list[str]]:
+    """rule -> the `resources:` line of each of its planned jobs."""
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if match and resources:
+            jobs.setdefault(match.group(1), []).append(resources.group(1))
+    return jobs
+
+
+def rule_groups() -> dict[str, str | None]:
+    """Every rule of the workflow -> the resource group it asks the scheduler for (None: a local
+    rule or the target rule `all`: no resources), read from the Snakefile and rules/*.smk."""
+    groups = {}
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
+        for block in re.split(r"\n(?=rule \w+:)", path.read_text()):
+            name = re.match(r"rule (\w+):", block)
+            if name:
+                group = re.search(r'\*\*group_resources\("(\w+)"\)', block)
+                groups[name.group(1)] = group.group(1) if group else None
+    return groups
+
+
+def gpu_rules(config: dict) -> set[str]:
+    """The rules whose group gets GPUs under `config`'s resources."""
+    return {rule for rule, group in rule_groups().items()
+            if group and config["resources"][group].get("gpu", 0) > 0}

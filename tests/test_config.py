@@ -1,13 +1,11 @@
 """The config is validated at start, with the key and the rule broken named; config values
 reach the shell quoted, never executed."""
-from pathlib import Path
 
 import pytest
 import yaml
 
-from workflow_helpers import snakemake
+from conftest import ROOT, snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(tmp_path, change):
@@ -49,10 +47,17 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
     (lambda c: c["data"].update(pool=None), "data: give either `pool` or both `reference_pool` and `train_pool`"),
     (lambda c: c["data"].update(reference_pool="a.jsonl", train_pool="b.jsonl"),
      "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), got pool, reference_pool"),
-    (lambda c: c["eval"].update(tasks=["tydiqa"]), "eval task tydiqa needs eval.tydiqa_dev and eval.tydiqa_train"),
-    (lambda c: c["eval"].update(tasks=["truthfulqa_mc2"]), "truthfulqa with eval.source: local needs eval.truthfulqa"),
+    (lambda c: c["eval"].update(tasks=["tydiqa"]),
+     "eval task tydiqa with eval.source: local needs eval.tydiqa_dev and eval.tydiqa_train"),
+    (lambda c: c["eval"].update(tasks=["truthfulqa_mc2"]),
+     "eval task truthfulqa_mc2 with eval.source: local needs eval.truthfulqa"),
     (lambda c: c["eval"].update(tasks=["boolq_short"], source="hub"),
-     "eval tasks boolq_short are this repository's variants, read from local eval sets: they need eval.source: local"),
+     "eval task boolq_short (BoolQ validation questions whose passage has at most 50 words: the embedded pool's "
+     "in-distribution slice) runs only with eval.source: local"),
+    (lambda c: c["eval"].update(tasks=["boolq", "hellaswag"]),
+     "eval.tasks: unknown task 'hellaswag'; known tasks are boolq, boolq_short, asdiv, logiqa, truthfulqa_mc2, "
+     "truthfulqa_mc1, tydiqa, tydiqa_goldp"),
+    (lambda c: c["eval"]["limit"].update(boolk=3), "eval.limit: 'boolk' is not a task; known tasks are boolq,"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(tmp_path, change, message):
     result = dry_run(tmp_path, change)

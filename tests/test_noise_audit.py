@@ -4,18 +4,17 @@ import json
 import subprocess
 import sys
 from itertools import product
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import ROOT
 from workflow_scripts.files import InputError
 from workflow_scripts.noise_audit import answer_mask, auroc, main, parse_partition_specs, partition_scores, run
 from workflow_scripts.partition import partition
 
-ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -147,7 +146,7 @@ def test_audit_by_hand(tmp_path, tiny_model_dir, tokenizer):
     pq.write_table(global_part, tmp_path / "global.parquet")
     random_path = write_partition(tmp_path / "random.parquet", table, [False, True, True, True, False, True, False])
     main(["--influence", str(tmp_path / "influence.parquet"), "--model-dir", str(tiny_model_dir),
-          "--partition", f"rho0.7={tmp_path / 'global.parquet'}", f"rho0.7-random/seed1={random_path}",
+          "--labelled-partition", f"rho0.7={tmp_path / 'global.parquet'}", f"rho0.7-random/seed1={random_path}",
           "--out-json", str(tmp_path / "audit.json"), "--out-figure", str(tmp_path / "audit.png")])
     result = json.loads((tmp_path / "audit.json").read_text())
 
@@ -229,7 +228,7 @@ def test_bad_influence_tables_are_refused(tmp_path, tokenizer):
 def test_command_line():
     help_text = subprocess.run([sys.executable, "-m", "workflow_scripts.noise_audit", "--help"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout
-    assert "--partition [LABEL=PATH ...]" in help_text and "--out-figure" in help_text
+    assert "--labelled-partition [LABEL=PATH ...]" in help_text and "--out-figure" in help_text
     bad = subprocess.run([sys.executable, "-m", "workflow_scripts.noise_audit", "--influence", "missing.parquet",
                           "--model-dir", "none", "--out-json", "x.json", "--out-figure", "x.png"], cwd=ROOT,
                          capture_output=True, text=True)

@@ -2,17 +2,13 @@
 user types it, offline, asking GPUs for the GPU rules only; nothing of the laptop default leaks in;
 `snakemake --profile slurm` works from the repository root; rules run the Python that runs
 Snakemake."""
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
-from test_slurm import GPU_RULES, dry_run_resources
-from workflow_helpers import ROOT, planned_jobs
+from conftest import ROOT, dry_run_resources, gpu_rules, planned_jobs, user_snakemake
 
 PAPER = ROOT / "configs" / "paper"
 MODELS = sorted(p.stem for p in PAPER.glob("*.yaml") if p.stem != "common")
@@ -23,12 +19,12 @@ EXPECTED_JOBS = {"base_model": 1, "fetch_tydiqa": 2, "prepare_data": 1, "split":
                  "all": 1}
 
 
-def user_snakemake(*args, cwd=ROOT, path=None):
-    """`snakemake ARGS` typed in `cwd`; with `path`, under that PATH instead of the venv's."""
-    env = {**os.environ, "PATH": path or f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1"}  # a dry run must not need the Hub
-    return subprocess.run([sys.executable, "-m", "snakemake", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=600)
+def paper_config(model: str) -> dict:
+    """config.yaml with the paper's files laid over it, as --configfile lays them."""
+    config = {}
+    for path in (ROOT / "config.yaml", PAPER / "common.yaml", PAPER / f"{model}.yaml"):
+        update_config(config, yaml.safe_load(path.read_text()))
+    return config
 
 
 def leaves(tree, prefix=()):
@@ -62,7 +58,7 @@ def test_paper_config_dry_runs_on_slurm(model):
     jobs = dry_run_resources(result.stdout)
     for rule, lines in jobs.items():
         for line in lines:
-            assert ("gpu=" in line) == (rule in GPU_RULES), (rule, line)
+            assert ("gpu=" in line) == (rule in gpu_rules(paper_config(model))), (rule, line)
     assert all("gpu=4" in line for line in jobs["train_final"])  # 2 per GPU x 3 accumulation x 4 GPUs = 24
     assert f"results/tulu/{model}/forget/rho0.7-ascent-linear/seed42/model" in result.stdout
     assert "accelerate launch --multi_gpu --num_machines 1 --num_processes 4" in result.stdout

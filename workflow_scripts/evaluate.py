@@ -1,16 +1,16 @@
-"""Score one checkpoint on one benchmark: lm-evaluation-harness tasks (0-shot) or TyDi QA GoldP.
+"""Score one checkpoint on one evaluation task: lm-evaluation-harness tasks (0-shot) or TyDi QA GoldP.
 
-Two sources of benchmark data (`--source`):
+What each task is, which sources run it and what it reads: the catalogue, workflow_scripts/tasks.py.
+Two sources of task data (`--source`):
 
-- `local`: offline. boolq, asdiv and logiqa use `workflow_scripts/eval_tasks/{task}.yaml`, copies of
-  lm-eval's own YAML (same prompt, choices, target and metrics) that read the local JSONL given by
-  `--data` (the evaluator's format, see prepare_data.py). truthfulqa_mc1/mc2 use lm-eval's stock
-  YAML and utils unchanged, only pointed at a local JSONL of rows shaped like the Hub's
-  `truthful_qa` "multiple_choice" validation split. boolq_short is this repository's
-  in-distribution slice of boolq (its YAML says which and why); it reads boolq's JSONL. Nothing may reach the Hugging Face Hub.
-- `hub`: lm-eval's stock tasks by name (truthfulqa_mc2, truthfulqa_mc1, boolq, logiqa, asdiv and the
-  `tydiqa_goldp` tag of 9 languages), their datasets fetched from the Hub by the default
-  TaskManager; HF_TOKEN is read from the environment by huggingface_hub and never logged.
+- `local`: offline. Our tasks (boolq, boolq_short, asdiv, logiqa) use their YAML in
+  `workflow_scripts/eval_tasks/` (copies of lm-eval's own, or variants of them that say why), reading
+  the local JSONL given by `--data` (workflow_scripts/eval_sets.py's formats). truthfulqa_mc1/mc2 use
+  lm-eval's stock YAML and utils unchanged, only pointed at a local JSONL of rows shaped like the
+  Hub's `truthful_qa` "multiple_choice" validation split. Nothing may reach the Hugging Face Hub.
+- `hub`: lm-eval's stock tasks by name (and the `tydiqa_goldp` tag of 9 languages), their datasets
+  fetched from the Hub by the default TaskManager; HF_TOKEN is read from the environment by
+  huggingface_hub and never logged.
 
 `--task tydiqa` is this repository's TyDi QA GoldP as the paper ran it (open-instruct's 1-shot
 protocol, `workflow_scripts/tydiqa.py`), read from the official JSON files `--tydiqa-dev` and
@@ -39,28 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts.constants import EVAL_TASK_DATA
-from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_json
-from workflow_scripts.prepare_data import check_eval_record
+from workflow_scripts import tasks
+from workflow_scripts.eval_sets import read_eval_set
+from workflow_scripts.files import InputError, run_main, setup_logging, write_json
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TASKS_DIR = Path(__file__).resolve().parent / "eval_tasks"
 # lm-eval's own task directory, found without importing lm_eval (which reads the offline switches).
 LM_EVAL_TASKS_DIR = Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks"
-
-# The number each task reports as its score (the summary imports this).
-HEADLINE_METRIC = {"boolq": "acc", "asdiv": "acc", "logiqa": "acc_norm", "truthfulqa_mc2": "acc",
-                   "truthfulqa_mc1": "acc", "tydiqa_goldp": "f1", "tydiqa": "f1", "boolq_short": "acc"}
-# Our copies of lm-eval's YAML, reading the evaluator's JSONL format, and our variants of them
-# (EVAL_TASK_DATA: the eval set each variant reads).
-OWN_YAML_TASKS = ("boolq", "asdiv", "logiqa", *EVAL_TASK_DATA)
-# lm-eval's stock YAML used as is, with only the dataset pointed at a local file.
-STOCK_YAML = {"truthfulqa_mc1": "truthfulqa/truthfulqa_mc1.yaml", "truthfulqa_mc2": "truthfulqa/truthfulqa_mc2.yaml"}
-SOURCE_TASKS = {
-    "local": (*OWN_YAML_TASKS, *STOCK_YAML, "tydiqa"),
-    "hub": ("truthfulqa_mc2", "truthfulqa_mc1", "boolq", "logiqa", "asdiv", "tydiqa_goldp", "tydiqa"),
-}
 # lm-eval's tydiqa_goldp subtasks are named by language code; our TyDi QA by language name.
 GOLDP_LANGUAGES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
                    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}
@@ -115,64 +101,36 @@ def positive_int(text: str) -> int:
     return value
 
 
-def check_task(task: str, source: str = "local") -> None:
-    if task not in SOURCE_TASKS[source]:
-        raise InputError(f"unknown task {task!r} for source {source!r}: known tasks are "
-                         f"{', '.join(sorted(SOURCE_TASKS[source]))}")
-    if task in OWN_YAML_TASKS and not (TASKS_DIR / f"{task}.yaml").is_file():
-        raise InputError(f"task {task!r}: missing task config {TASKS_DIR / f'{task}.yaml'}")
+def check_task(name: str, source: str = "local") -> tasks.Task:
+    """The catalogue's task `name`, if `source` can run it (with its YAML in place)."""
+    try:
+        task = tasks.get(name, source)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    path = task.local_yaml(LM_EVAL_TASKS_DIR)
+    if source == "local" and task.protocol == "lm_eval" and not path.is_file():
+        raise InputError(f"task {name!r}: missing task config {path}")
+    return task
 
 
 # ----------------------------------------------------------------------------- local data
 
-def check_truthfulqa_record(task: str, record: dict) -> None:
-    """Raise ValueError naming what is wrong with one truthful_qa "multiple_choice" row."""
-    if not isinstance(record.get("question"), str):
-        raise ValueError("'question' must be a string")
-    key = f"{task.rsplit('_', 1)[1]}_targets"
-    targets = record.get(key)
-    if not isinstance(targets, dict):
-        raise ValueError(f"missing '{key}' ({{choices, labels}})")
-    choices, labels = targets.get("choices"), targets.get("labels")
-    if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
-        raise ValueError(f"'{key}.choices' must be a non-empty list of strings")
-    if not isinstance(labels, list) or len(labels) != len(choices) or any(label not in (0, 1) for label in labels):
-        raise ValueError(f"'{key}.labels' must be one 0/1 per choice")
-    if labels[0] != 1:  # lm-eval's doc_to_target is 0: the first choice is a true one
-        raise ValueError(f"'{key}': the first choice must be a true one (label 1)")
-
-
-def check_data(task: str, data: str | os.PathLike | None) -> int:
-    """Validate the local eval JSONL for `task`; return its number of rows."""
+def check_data(name: str, data: str | os.PathLike | None) -> int:
+    """Validate the local eval JSONL of task `name`; return its number of rows."""
     if data is None:
-        raise InputError(f"task {task!r} from the local source needs --data (its eval JSONL)")
-    path = Path(data)
-    if not path.is_file():
-        raise InputError(f"{path}: eval data file for task {task!r} not found")
-    check = check_truthfulqa_record if task in STOCK_YAML else check_eval_record
-    rows = 0
-    for lineno, record in read_jsonl(path):
-        try:
-            check(EVAL_TASK_DATA.get(task, task), record)
-        except ValueError as err:
-            raise InputError(f"{path}:{lineno}: {task} row {record.get('id', '?')!r}: {err}") from None
-        rows += 1
-    if rows == 0:
-        raise InputError(f"{path}: eval data file for task {task!r} is empty")
-    return rows
+        raise InputError(f"task {name!r} from the local source needs --data (its eval JSONL)")
+    return len(read_eval_set(data, tasks.TASKS[name].record_format, what=name))
 
 
-def task_config(task: str, data: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The lm-eval task config dict for `task`, reading its evaluation split from the local JSONL `data`.
+def task_config(name: str, data: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The lm-eval task config dict for task `name`, reading its evaluation split from the local JSONL `data`.
 
     The YAML is read with lm-eval's own loader, so `!function` references resolve against the
     YAML's directory (ours, or lm-eval's for a stock task) exactly as lm-eval would.
     """
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    check_task(task, "local")
-    path = LM_EVAL_TASKS_DIR / STOCK_YAML[task] if task in STOCK_YAML else TASKS_DIR / f"{task}.yaml"
-    cfg = load_yaml(path, resolve_func=True)
+    cfg = load_yaml(check_task(name, "local").local_yaml(LM_EVAL_TASKS_DIR), resolve_func=True)
     split = "validation" if cfg.get("validation_split") and not cfg.get("test_split") else "test"
     dataset_kwargs: dict[str, Any] = {"data_files": {split: str(Path(data).resolve())}}
     if cache_dir is not None:
@@ -288,23 +246,24 @@ def item_scores(samples: list[dict], metric: str) -> dict[str, list] | None:
     return {"doc_id": [doc_id for doc_id, _ in pairs], "score": [value for _, value in pairs]}
 
 
-def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size: int, dtype: str,
+def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, batch_size: int, dtype: str,
                 device: str, cache_dir, chat_template: bool = False) -> dict[str, Any]:
     """Run lm-eval on one task (or tag); return the score record's task part."""
     import lm_eval
 
     extra: dict[str, Any] = {}
+    name = task.name if source == "local" else task.hub_task
     if source == "local":
-        rows = check_data(task, data)
-        log.info("task %s: %d rows in %s", task, rows, data)
-        manager, tasks, leaves = task_manager(), [task_config(task, data, cache_dir)], [task]
+        rows = check_data(task.name, data)
+        log.info("task %s: %d rows in %s", task.name, rows, data)
+        manager, requests, leaves = task_manager(), [task_config(task.name, data, cache_dir)], [name]
     else:
         from lm_eval.tasks import TaskManager
 
         manager = TaskManager()
-        leaves = leaf_tasks(manager, task)
-        tasks = [fetch_stock_task(manager, leaf) for leaf in leaves]
-    log.info("task %s (%s)%s%s; model %s on %s (%s)", task, source, f", limit {limit}" if limit else "",
+        leaves = leaf_tasks(manager, name)
+        requests = [fetch_stock_task(manager, leaf) for leaf in leaves]
+    log.info("task %s (%s)%s%s; model %s on %s (%s)", task.name, source, f", limit {limit}" if limit else "",
              ", in the model's chat template" if chat_template else "", model_dir, device, dtype)
 
     start = time.perf_counter()
@@ -313,7 +272,7 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
         # The model is a local directory: never look it up on the Hub, whatever the source.
         model_args={"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False,
                     "local_files_only": True},
-        tasks=tasks,
+        tasks=requests,
         task_manager=manager,
         num_fewshot=NUM_FEWSHOT,
         limit=limit,
@@ -327,19 +286,19 @@ def run_lm_eval(model_dir: Path, task: str, source: str, data, limit, batch_size
     if out is None:  # only on non-zero ranks of a distributed run
         raise RuntimeError("lm-eval returned no results")
 
-    if leaves == [task]:
-        metrics = collect_metrics(out["results"][task])
-        n = _n_effective(out, task, 0)
-        extra["items"] = item_scores(out.get("samples", {}).get(task, []), HEADLINE_METRIC[task])
+    headline = task.metric
+    if leaves == [name]:
+        metrics = collect_metrics(out["results"][name])
+        n = _n_effective(out, name, 0)
+        extra["items"] = item_scores(out.get("samples", {}).get(name, []), headline)
     else:
         metrics, extra["n_per_language"] = language_metrics(out, leaves)
         n = sum(extra["n_per_language"].values())
-    headline = HEADLINE_METRIC[task]
     if metrics.get(headline) is None:
-        raise RuntimeError(f"lm-eval reported no {headline!r} for {task}: {out['results']}")
-    log.info("task %s: %s = %.4f over %d items in %.1f s", task, headline, metrics[headline], n, wall)
+        raise RuntimeError(f"lm-eval reported no {headline!r} for {task.name}: {out['results']}")
+    log.info("task %s: %s = %.4f over %d items in %.1f s", task.name, headline, metrics[headline], n, wall)
     return {
-        "task": task,
+        "task": task.name,
         "metric": headline,
         "score": metrics[headline],
         "stderr": metrics.get(f"{headline}_stderr"),
@@ -369,12 +328,12 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
     import torch
     import lm_eval
 
-    check_task(task, source)
+    task = check_task(task, source)
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise InputError(f"{model_dir}: not a transformers checkpoint directory (no config.json)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if task == "tydiqa":
+    if task.protocol == "tydiqa":
         from workflow_scripts.tydiqa import evaluate_tydiqa
 
         if tydiqa_dev is None or tydiqa_train is None:
@@ -395,10 +354,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model-name", required=True, help="the model's name in the config (recorded as 'model')")
     parser.add_argument("--data-name", required=True, help="the training data's name (recorded as 'data')")
     parser.add_argument("--run", required=True, help="'base' or METHOD/VARIANT/seedN (recorded verbatim as 'run')")
-    parser.add_argument("--source", required=True, choices=sorted(SOURCE_TASKS),
+    parser.add_argument("--source", required=True, choices=tasks.SOURCES,
                         help="local: offline, data from files; hub: lm-eval's stock tasks, data from the Hub")
     parser.add_argument("--task", required=True,
-                        help=" | ".join(f"{source}: {', '.join(tasks)}" for source, tasks in SOURCE_TASKS.items()))
+                        help=" | ".join(f"{source}: {', '.join(tasks.names_for(source))}" for source in tasks.SOURCES))
     parser.add_argument("--out", required=True, help="score JSON to write")
     parser.add_argument("--limit", required=True, type=parse_limit,
                         help="items per task (per language for TyDi QA): a count >= 1, a fraction in (0, 1), 0 = all")
@@ -418,10 +377,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def unused_options(args: argparse.Namespace) -> list[str]:
     """Task-specific options given to a task that does not read them (a wiring mistake, most likely)."""
-    uses_data = args.source == "local" and args.task != "tydiqa"
+    task = tasks.TASKS[args.task]
+    uses_data = args.source == "local" and task.protocol == "lm_eval"
     given = {"--data": args.data is not None and not uses_data,
-             "--tydiqa-dev": args.tydiqa_dev is not None and args.task != "tydiqa",
-             "--tydiqa-train": args.tydiqa_train is not None and args.task != "tydiqa"}
+             "--tydiqa-dev": args.tydiqa_dev is not None and "tydiqa_dev" not in task.files,
+             "--tydiqa-train": args.tydiqa_train is not None and "tydiqa_train" not in task.files}
     return [option for option, unused in given.items() if unused]
 
 

@@ -37,13 +37,13 @@ def influence_table(tokens: pa.Table, base: pa.Table, reference: pa.Table, paths
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
-    parser.add_argument("--base", required=True, help="token losses under the base model")
-    parser.add_argument("--reference", required=True, help="token losses under the reference model")
+    parser.add_argument("--base-losses", required=True, help="token losses under the base model")
+    parser.add_argument("--reference-losses", required=True, help="token losses under the reference model")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
-    table = influence_table(read_table(args.tokens), read_table(args.base), read_table(args.reference),
-                            paths=(args.base, args.reference))
+    table = influence_table(read_table(args.tokens), read_table(args.base_losses), read_table(args.reference_losses),
+                            paths=(args.base_losses, args.reference_losses))
     write_parquet(args.out, table)
     influence = table["influence"]
     log.info("%d tokens; influence mean %.4f, min %.4f, max %.4f", table.num_rows,

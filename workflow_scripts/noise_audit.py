@@ -6,7 +6,7 @@ column: the embedded pool's injected noise, or a user pool's `corrupted_span`), 
 - a JSON: the AUROC of the influence score at separating corrupted from clean tokens, LOW
   influence meaning suspected corrupted (P(influence of a corrupted token < influence of a clean
   one) + 0.5 P(tie), exact with ties), over all response tokens and over answer tokens only, with
-  the counts and mean influences; and per partition (`--partition LABEL=PATH`, any number) the
+  the counts and mean influences; and per partition (`--labelled-partition LABEL=PATH`, any number) the
   precision and recall of its negative set against the corrupted tokens, next to chance (a random
   partition's precision is the corrupted share, its recall the negative share);
 - a PNG: influence histograms of clean vs corrupted tokens and precision/recall per partition.
@@ -78,10 +78,10 @@ def parse_partition_specs(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
-            raise InputError(f"--partition {spec!r}: expected LABEL=PATH, "
+            raise InputError(f"--labelled-partition {spec!r}: expected LABEL=PATH, "
                              "e.g. rho0.7=results/m/rho0.7/partition.parquet")
         if label in out:
-            raise InputError(f"--partition: label {label!r} given twice ({out[label]} and {path})")
+            raise InputError(f"--labelled-partition: label {label!r} given twice ({out[label]} and {path})")
         out[label] = path
     return out
 
@@ -306,15 +306,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--influence", required=True, help="influence Parquet (with its `corrupted` column)")
     parser.add_argument("--model-dir", required=True, help="model directory, for its tokenizer (answer tokens)")
-    # `extend`: both `--partition A=a B=b` (one list from a rule's params) and repeated flags work.
-    parser.add_argument("--partition", action="extend", nargs="*", default=[], metavar="LABEL=PATH",
+    # `extend`: both `--labelled-partition A=a B=b` (one list from a rule's params) and repeated flags work.
+    parser.add_argument("--labelled-partition", action="extend", nargs="*", default=[], metavar="LABEL=PATH",
                         help="partition.parquet files, each with its label in the outputs "
                              "(e.g. rho0.7=results/d/m/rho0.7/partition.parquet rho0.7-random/seed1=...)")
     parser.add_argument("--out-json", required=True)
     parser.add_argument("--out-figure", required=True, help="PNG")
     args = parser.parse_args(argv)
 
-    result = run(args.influence, args.model_dir, parse_partition_specs(args.partition), args.out_json, args.out_figure)
+    result = run(args.influence, args.model_dir, parse_partition_specs(args.labelled_partition), args.out_json, args.out_figure)
     log_result(result)
     log.info("wrote %s, %s", args.out_json, args.out_figure)
 

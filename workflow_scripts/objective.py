@@ -12,13 +12,36 @@ objective on the full, unshifted logits the model returns by default.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from workflow_scripts.constants import IGNORE_INDEX
+from workflow_scripts.runs import FORGET_FAMILY, FORGET_LOSSES, LAMBDA_SCHEDULES, SELECTIVE
 
-from workflow_scripts.runs import FORGET_LOSSES, LAMBDA_SCHEDULES
+
+@dataclass(frozen=True)
+class Objective:
+    """What a training run learns and forgets. The forget family (runs.FORGET_FAMILY) has a
+    negative term (`forget_loss`) weighted by lambda(step) from t_min to t_max on
+    `lambda_schedule`; a selective method (Rho-1) learns the `keep` fraction of each batch's
+    tokens; the others learn their positive tokens."""
+    method: str
+    t_min: float | None = None
+    t_max: float | None = None
+    lambda_schedule: str | None = None
+    forget_loss: str | None = None
+    keep: float | None = None
+
+    @property
+    def selective(self) -> bool:
+        return self.method in SELECTIVE
+
+    def lam(self, step: int, total_steps: int) -> float:
+        if self.method not in FORGET_FAMILY:
+            return 0.0
+        return lambda_at(step, total_steps, self.t_min, self.t_max, self.lambda_schedule)
 
 
 def next_token_positions(labels: torch.Tensor) -> torch.Tensor:

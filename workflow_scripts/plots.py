@@ -1,4 +1,4 @@
-"""Figures of a run (PNG, matplotlib):
+"""Figures of an experiment (PNG, matplotlib), from its summary, influence table and training logs:
 
 - scores.png: each task's score per method and variant, mean over seeds with the 95% interval
   (Student t over seeds) as error bars where there are two or more seeds;
@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging  # noqa: E402
+from workflow_scripts.tasks import TASKS  # noqa: E402
 from workflow_scripts.token_table import read_table  # noqa: E402
 
 log = setup_logging("plots")
@@ -32,7 +33,8 @@ def save(fig, path: str) -> None:
 
 
 def scores_figure(by_method: pd.DataFrame):
-    metrics = [c for c in by_method.columns if c.endswith(("_acc", "_acc_norm", "_f1")) or c == "mean"]
+    columns = {f"{task.name}_{task.metric}" for task in TASKS.values()} | {"mean"}
+    metrics = [c for c in by_method.columns if c in columns]
     labels = [f"{m}\n{v}" if isinstance(v, str) and v else m for m, v in zip(by_method["method"], by_method["variant"])]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -85,7 +87,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--by-method", required=True, help="results/summary_by_method.csv")
     parser.add_argument("--influence", default=None, help="influence Parquet (none when no method uses it)")
-    parser.add_argument("--partitions", nargs="*", default=[], help="partition.json files")
+    parser.add_argument("--partition-stats", nargs="*", default=[], help="partition.json files (their thresholds)")
     parser.add_argument("--training-logs", nargs="*", default=[], metavar="RUN=PATH",
                         help="training logs, each with the run label it belongs to")
     parser.add_argument("--out-scores", required=True)
@@ -95,7 +97,7 @@ def main(argv=None):
 
     save(scores_figure(pd.read_csv(args.by_method, keep_default_na=False, na_values=[""])), args.out_scores)
     if args.influence:
-        partitions = [json.loads(Path(p).read_text()) for p in args.partitions]
+        partitions = [json.loads(Path(p).read_text()) for p in args.partition_stats]
         save(influence_figure(read_table(args.influence), partitions), args.out_influence)
     runs = {}
     for item in args.training_logs:

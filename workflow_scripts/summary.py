@@ -1,4 +1,4 @@
-"""Collect the score JSONs of an experiment (results/{dataset}/{model}/) into its summary tables.
+"""Write the summary tables of an experiment (results/{dataset}/{model}/) from its score JSONs.
 
 - summary.csv: one row per evaluated checkpoint (model, method, variant, seed), one column per task
   (its headline metric, as the evaluator recorded it) and their mean over the tasks;
@@ -6,12 +6,11 @@
   standard deviation over seeds, the 95% interval half-width (Student t over seeds; empty with one
   seed) and the difference to `sft` of the same model, with 95% intervals paired by seed and by
   item (the evaluator's per-item scores);
-- benchmarks.csv: every job's wall time, memory and CPU time (Snakemake's `benchmark:` files), and
+- timings.csv: every job's wall time, memory and CPU time (Snakemake's `benchmark:` files), and
   per rule the jobs, total and slowest time and peak memory in summary.md;
 - summary.md: all of them, readable.
 
-Each score JSON says which checkpoint it scored (`model`, `data`, `run`); runs are read with the
-run grammar (workflow_scripts/runs.py), never from the file's path.
+The numbers are workflow_scripts/statistics.py's; this module renders them.
 """
 from __future__ import annotations
 
@@ -21,139 +20,12 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from workflow_scripts import runs
-from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging
+from workflow_scripts.files import atomic_path, run_main, setup_logging
+from workflow_scripts.statistics import by_method, read_scores, score_columns, summary_table
 
 log = setup_logging("summary")
-
-METHOD_ORDER = {method: i for i, method in enumerate(("base",) + runs.METHODS)}
-
-
-def describe(score: dict, path: Path) -> dict:
-    """A score record -> model, method, variant, seed, task (the run it names, read by the grammar)."""
-    missing = [key for key in ("model", "run", "task", "metric", "score") if key not in score]
-    if missing:
-        raise InputError(f"{path}: score record without {', '.join(missing)}")
-    if score["run"] == "base":
-        return {"model": score["model"], "method": "base", "variant": "", "seed": "", "task": score["task"]}
-    try:
-        run = runs.parse(score["run"])
-    except ValueError as err:
-        raise InputError(f"{path}: {err}") from None
-    return {"model": score["model"], "method": run.method, "variant": run.variant, "seed": str(run.seed),
-            "task": score["task"]}
-
-
-def read_scores(paths: list[Path]) -> pd.DataFrame:
-    """One row per score file: the checkpoint, the column (task_metric), the score and the per-item
-    scores (None where the evaluator recorded none)."""
-    records = []
-    for path in paths:
-        score = json.loads(path.read_text())
-        scale = score.get("scale", 1)
-        items = score.get("items")
-        records.append({**describe(score, path), "score": score["score"] / scale,
-                        "metric": f"{score['task']}_{score['metric']}",
-                        "items": None if items is None else
-                        pd.Series(items["score"], index=items["doc_id"], dtype=float) / scale})
-    return pd.DataFrame(records)
-
-
-def summary_table(long: pd.DataFrame) -> pd.DataFrame:
-    table = long.pivot_table(index=["model", "method", "variant", "seed"], columns="metric",
-                             values="score", aggfunc="first").reset_index()
-    table.columns.name = None
-    metrics = sorted(long["metric"].unique())
-    table["mean"] = table[metrics].mean(axis=1)
-    table["_order"] = table["method"].map(METHOD_ORDER).fillna(len(METHOD_ORDER))
-    return table.sort_values(["model", "_order", "variant", "seed"]).drop(columns="_order").reset_index(drop=True)
-
-
-def score_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in ("model", "method", "variant", "seed")]
-
-
-def item_paired_deltas(long: pd.DataFrame) -> dict:
-    """The 95% interval half-width of (method - sft) paired by item: per item, the method's score
-    averaged over its seeds minus sft's averaged over its seeds; Student t over the items.
-
-    This is the smallest difference of the task mean that these evaluation items can tell from
-    zero at 95% (two-sided): the item-sampling half of the uncertainty, where the seed interval
-    of `paired_deltas` is the training half. The `mean` column combines the tasks as independent:
-    sqrt(sum of squared half-widths) / tasks. NaN where a checkpoint has no per-item scores or the
-    two do not cover the same items.
-    """
-    out: dict = {}
-    sft = long[long["method"] == "sft"]
-    for (model, method, variant), group in long[long["method"] != "sft"].groupby(
-            ["model", "method", "variant"], sort=False):
-        halves = {}
-        for metric, rows in group.groupby("metric", sort=False):
-            reference = sft[(sft["model"] == model) & (sft["metric"] == metric)]
-            halves[metric] = _item_half_width(list(rows["items"]), list(reference["items"]))
-        values = list(halves.values())
-        halves["mean"] = math.sqrt(sum(h * h for h in values)) / len(values) if values else math.nan
-        out[(model, method, variant)] = halves
-    return out
-
-
-def _item_half_width(runs_items: list, sft_items: list) -> float:
-    everything = runs_items + sft_items
-    if not runs_items or not sft_items or any(items is None for items in everything):
-        return math.nan
-    index = everything[0].index
-    if any(not items.index.equals(index) for items in everything):
-        return math.nan
-    diff = pd.concat(runs_items, axis=1).mean(axis=1) - pd.concat(sft_items, axis=1).mean(axis=1)
-    n = len(diff)
-    return stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
-
-
-def by_method(table: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Mean over seeds per model, method and variant; std, 95% t-interval half-width, delta to sft."""
-    columns = score_columns(table)
-    rows = []
-    for (model, method, variant), group in table.groupby(["model", "method", "variant"], sort=False):
-        n = len(group)
-        row = {"model": model, "method": method, "variant": variant, "seeds": n}
-        for column in columns:
-            values = group[column].astype(float)
-            std = values.std(ddof=1) if n > 1 else math.nan
-            row[column] = values.mean()
-            row[f"{column}_std"] = std
-            row[f"{column}_ci95"] = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
-        rows.append(row)
-    summary = pd.DataFrame(rows)
-    sft = summary[summary["method"] == "sft"].set_index("model")
-    for column in columns:
-        summary[f"{column}_delta_sft"] = summary[column] - summary["model"].map(sft[column]) if len(sft) else math.nan
-    paired = paired_deltas(table, columns)
-    for column in columns:
-        summary[f"{column}_delta_sft_ci95"] = [paired.get((r.model, r.method, r.variant), {}).get(column, math.nan)
-                                              for r in summary.itertuples()]
-    by_item = item_paired_deltas(long) if long is not None else {}
-    for column in columns:
-        summary[f"{column}_delta_sft_items_ci95"] = [
-            by_item.get((r.model, r.method, r.variant), {}).get(column, math.nan) if r.method != "sft" else math.nan
-            for r in summary.itertuples()]
-    return summary
-
-
-def paired_deltas(table: pd.DataFrame, columns: list[str]) -> dict:
-    """The 95% interval half-width of (run - sft) paired by seed: every method of a seed shares
-    the initialisation and data order with that seed's sft, so the per-seed difference is the
-    comparison the design makes (Student t over the seeds both have; NaN below two)."""
-    sft = table[table["method"] == "sft"].set_index(["model", "seed"])[columns]
-    out = {}
-    for key, group in table[table["method"] != "base"].groupby(["model", "method", "variant"], sort=False):
-        both = group.join(sft, on=["model", "seed"], rsuffix="_sft", how="inner")
-        k = len(both)
-        out[key] = {column: stats.t.ppf(0.975, k - 1) * (both[column] - both[f"{column}_sft"]).std(ddof=1) / math.sqrt(k)
-                    if k > 1 else math.nan for column in columns}
-    return out
-
 
 def markdown_table(header: list[str], rows: list[list[str]], text_columns: int) -> list[str]:
     rule = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
@@ -184,7 +56,7 @@ def to_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
     method_rows = [[r["model"], r["method"], r["variant"], str(r["seeds"]), *(cell(r, c) for c in columns),
                     delta(r)] for _, r in summary.iterrows()]
     delta_rows = [[r["model"], r["method"], r["variant"], *(against_sft(r, c) for c in columns)]
-                  for _, r in summary.iterrows() if r["method"] != "sft" and not math.isnan(r["mean_delta_sft"])]
+                  for _, r in summary.iterrows() if r["method"] != runs.SFT and not math.isnan(r["mean_delta_sft"])]
     run_rows = [[*(str(v) for v in row[:4]), *(f"{v:.4f}" for v in row[4:])] for row in table.itertuples(index=False)]
     return "\n".join([
         "# Summary", "",
@@ -203,22 +75,22 @@ def to_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
         *markdown_table(list(table.columns), run_rows, 4), ""])
 
 
-BENCHMARK_COLUMNS = {"s": "seconds", "max_rss": "max_rss_mb", "cpu_time": "cpu_seconds"}
+TIMING_COLUMNS = {"s": "seconds", "max_rss": "max_rss_mb", "cpu_time": "cpu_seconds"}
 
 
-def benchmark_table(dirs: list[str]) -> pd.DataFrame:
-    """One row per job from Snakemake's benchmark files, `{dir}/{rule}[/{job}].tsv`."""
+def timing_table(dirs: list[str]) -> pd.DataFrame:
+    """One row per job from Snakemake's `benchmark:` files, `{dir}/{rule}[/{job}].tsv`."""
     rows = []
     for directory in map(Path, dirs):
         for path in sorted(directory.rglob("*.tsv")):
             parts = path.relative_to(directory).with_suffix("").parts
             record = pd.read_csv(path, sep="\t", na_values=["NA", "-"]).iloc[-1]  # a rerun appends: the last
             rows.append({"rule": parts[0], "job": "/".join(parts[1:]) or parts[0],
-                         **{new: record.get(old) for old, new in BENCHMARK_COLUMNS.items()}})
-    return pd.DataFrame(rows, columns=["rule", "job", *BENCHMARK_COLUMNS.values()])
+                         **{new: record.get(old) for old, new in TIMING_COLUMNS.items()}})
+    return pd.DataFrame(rows, columns=["rule", "job", *TIMING_COLUMNS.values()])
 
 
-def benchmark_markdown(table: pd.DataFrame) -> list[str]:
+def timing_markdown(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return []
     per_rule = table.groupby("rule", sort=False).agg(jobs=("job", "size"), total=("seconds", "sum"),
@@ -226,7 +98,7 @@ def benchmark_markdown(table: pd.DataFrame) -> list[str]:
     rows = [[rule, str(int(r.jobs)), f"{r.total:.1f}", f"{r.slowest:.1f}",
              "" if math.isnan(r.peak) else f"{r.peak:.0f}"] for rule, r in per_rule.iterrows()]
     return ["## Time and memory per rule", "",
-            "From each job's Snakemake benchmark file (`benchmarks.csv` has every job); wall seconds, peak RSS in MB.",
+            "From each job's Snakemake `benchmark:` file (`timings.csv` has every job); wall seconds, peak RSS in MB.",
             "", *markdown_table(["rule", "jobs", "total s", "slowest s", "peak MB"], rows, 1), ""]
 
 
@@ -261,29 +133,30 @@ def noise_audit_markdown(path: str | None) -> list[str]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scores", nargs="+", required=True, help="score JSON files")
-    parser.add_argument("--benchmark-dirs", nargs="*", default=[], help="folders of benchmark files, {rule}[/...].tsv")
+    parser.add_argument("--timing-dirs", nargs="*", default=[],
+                        help="folders of Snakemake's benchmark files, {rule}[/...].tsv")
     parser.add_argument("--noise-audit", default=None, help="noise_audit.json, where the experiment has one")
     parser.add_argument("--out-csv", required=True, help="one row per checkpoint")
     parser.add_argument("--out-by-method", required=True, help="one row per model, method and variant")
-    parser.add_argument("--out-benchmarks", required=True, help="one row per job: wall time, memory, CPU time")
+    parser.add_argument("--out-timings", required=True, help="one row per job: wall time, memory, CPU time")
     parser.add_argument("--out-md", required=True)
     args = parser.parse_args(argv)
 
     long = read_scores([Path(p) for p in args.scores])
     table = summary_table(long)
     summary = by_method(table, long)
-    benchmarks = benchmark_table(args.benchmark_dirs)
+    timings = timing_table(args.timing_dirs)
     with atomic_path(args.out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(args.out_by_method) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6f")
-    with atomic_path(args.out_benchmarks) as tmp:
-        benchmarks.to_csv(tmp, index=False, float_format="%.3f")
+    with atomic_path(args.out_timings) as tmp:
+        timings.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(args.out_md) as tmp:
-        sections = noise_audit_markdown(args.noise_audit) + benchmark_markdown(benchmarks)
+        sections = noise_audit_markdown(args.noise_audit) + timing_markdown(timings)
         Path(tmp).write_text(to_markdown(table, summary) + "\n" + "\n".join(sections), encoding="utf-8")
-    log.info("%d checkpoints x %d tasks -> %s; %d benchmarked jobs", len(table), len(table.columns) - 5,
-             args.out_csv, len(benchmarks))
+    log.info("%d checkpoints x %d tasks -> %s; %d timed jobs", len(table), len(table.columns) - 5,
+             args.out_csv, len(timings))
 
 
 if __name__ == "__main__":

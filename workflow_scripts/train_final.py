@@ -1,8 +1,9 @@
 """Final training on the training split for one method, rho and seed; LoRA merged.
 
-Methods: `sft` (every response token), `ignore` (positive tokens only), `forget`
-(positive tokens learnt, negative tokens forgotten with weight lambda(step)), `random` (forget
-with a random partition), `rho1` (the batch's top-rho tokens by excess loss over the reference).
+Every method that trains in one job (workflow_scripts/runs.py says what each needs): `sft` (every
+response token), `ignore` (positive tokens only), `forget` (positive tokens learnt, negative tokens
+forgotten with weight lambda(step)), `random` (forget with a random partition), `rho1` (the batch's
+top-rho tokens by excess loss over the reference).
 Output: results/{dataset}/{model}/{method}/{variant}/seed{seed}/model/ and the training log beside it.
 """
 from __future__ import annotations
@@ -16,8 +17,7 @@ from workflow_scripts.token_table import read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
                                        train_config_from_args)
 
-METHODS = tuple(m for m in runs.METHODS if m != "self_evolving")  # self_evolving: its own module
-NEEDS_PARTITION = ("ignore", "forget", "random")
+METHODS = tuple(m for m in runs.METHODS if m not in runs.IN_ROUNDS)  # those in rounds: self_evolving.py
 
 
 def main(argv=None):
@@ -35,12 +35,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     set_threads(args.threads)
 
-    if args.method in NEEDS_PARTITION and not args.partition:
+    partitioned, selective = args.method in runs.PARTITIONED, args.method in runs.SELECTIVE
+    if partitioned and not args.partition:
         raise InputError(f"method {args.method!r} needs --partition")
-    if args.method == "rho1" and not (args.reference_losses and args.keep):
-        raise InputError("method 'rho1' needs --reference-losses and --keep")
-    partition = read_table(args.partition) if args.method in NEEDS_PARTITION else None
-    reference_losses = read_table(args.reference_losses) if args.method == "rho1" else None
+    if selective and not (args.reference_losses and args.keep):
+        raise InputError(f"method {args.method!r} needs --reference-losses and --keep")
+    partition = read_table(args.partition) if partitioned else None
+    reference_losses = read_table(args.reference_losses) if selective else None
     objective = objective_from_args(args, args.method, keep=args.keep)
     train(args.model_dir, read_table(args.tokens), partition, objective,
           train_config_from_args(args), args.out, args.out_log, args.work_dir, reference_losses)

@@ -8,8 +8,10 @@ import argparse
 
 from workflow_scripts.files import run_main
 from workflow_scripts.modeling import set_threads
+from workflow_scripts.objective import Objective
+from workflow_scripts.runs import SFT
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import Objective, add_train_arguments, train, train_config_from_args
+from workflow_scripts.training import add_train_arguments, train, train_config_from_args
 
 
 def main(argv=None):
@@ -21,7 +23,7 @@ def main(argv=None):
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     set_threads(args.threads)
-    train(args.model_dir, read_table(args.tokens), None, Objective(method="sft"),
+    train(args.model_dir, read_table(args.tokens), None, Objective(method=SFT),
           train_config_from_args(args), args.out, args.out_log, args.work_dir)
 
 

@@ -25,7 +25,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from workflow_scripts.files import InputError, atomic_path, setup_logging, write_json
-from workflow_scripts.objective import forgetting_loss_at, lambda_at, next_token_positions, selective_loss_at
+from workflow_scripts.objective import Objective, forgetting_loss_at, next_token_positions, selective_loss_at
 from workflow_scripts.modeling import load_causal_lm, pad_batch
 from workflow_scripts.runs import FORGET_FAMILY, FORGET_LOSSES, LAMBDA_SCHEDULES
 from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
@@ -34,27 +34,10 @@ log = setup_logging("training")
 
 
 @dataclass(frozen=True)
-class Objective:
-    """What is learnt and what is forgotten. The forget family (runs.FORGET_FAMILY) has a
-    negative term (`forget_loss`) weighted by lambda(step) from t_min to t_max on
-    `lambda_schedule`; rho1 learns the `keep` fraction of each batch's tokens."""
-    method: str
-    t_min: float | None = None
-    t_max: float | None = None
-    lambda_schedule: str | None = None
-    forget_loss: str | None = None
-    keep: float | None = None
-
-    def lam(self, step: int, total_steps: int) -> float:
-        if self.method not in FORGET_FAMILY:
-            return 0.0
-        return lambda_at(step, total_steps, self.t_min, self.t_max, self.lambda_schedule)
-
-
-@dataclass(frozen=True)
 class TrainConfig:
-    """The `training:` section of the config (its defaults are the schema's), plus the run's seed
-    and dtype and the few settings the config does not expose."""
+    """The `training:` section of the config, plus the run's seed and dtype: no defaults here
+    (the schema's are the only ones, and the rules pass every field). Below them, the settings
+    the config does not expose, with their fixed values."""
     lora_r: int
     lora_alpha: float
     lora_dropout: float
@@ -66,11 +49,11 @@ class TrainConfig:
     batch_size: int
     gradient_accumulation_steps: int
     save_steps: int  # checkpoint the trainer state every N steps (0: never); a rerun resumes from it
+    shuffle: bool  # the trainer's seeded shuffle (else the file's order, as the authors trained)
+    bf16: bool  # mixed precision (autocast); `dtype` is the dtype the weights are loaded in
+    gradient_checkpointing: bool
     seed: int
     dtype: str
-    shuffle: bool = False  # the trainer's seeded shuffle (else the file's order, as the authors trained)
-    bf16: bool = False  # mixed precision (autocast); `dtype` is the dtype the weights are loaded in
-    gradient_checkpointing: bool = False
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     logging_steps: int = 1
@@ -129,7 +112,7 @@ class ForgettingTrainer(Trainer):
         positions = next_token_positions(labels)
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                         logits_to_keep=positions)
-        if self.objective.method == "rho1":
+        if self.objective.selective:
             loss, stats = selective_loss_at(outputs.logits, positions, labels, inputs["positive"],
                                             inputs["reference_loss"], self.objective.keep)
         else:
@@ -150,14 +133,17 @@ class ForgettingTrainer(Trainer):
 
 
 def add_train_arguments(parser) -> None:
-    """One command-line option per TrainConfig field (--learning-rate, --lora-r, ...); those the
-    config holds are required (the rules always pass them), the others keep their defaults."""
+    """One command-line option per TrainConfig field (--learning-rate, --lora-r, --shuffle or
+    --no-shuffle, ...); those the config holds are required (the rules always pass them), the
+    others keep their fixed values."""
+    import argparse
     from dataclasses import MISSING
 
     for name, field in TrainConfig.__dataclass_fields__.items():
         flag = "--" + name.replace("_", "-")
         if field.type == "bool":
-            parser.add_argument(flag, action="store_true")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, required=field.default is MISSING,
+                                default=None if field.default is MISSING else field.default)
         else:
             kind = {"int": int, "float": float}.get(field.type, str)
             if field.default is MISSING:
