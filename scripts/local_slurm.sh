@@ -2,15 +2,20 @@
 # A one-node SLURM cluster on this machine, for the SLURM tests (run as root; no systemd needed).
 #   scripts/local_slurm.sh install   # Debian packages: slurmctld slurmd slurm-client munge
 #   scripts/local_slurm.sh start     # munged, slurmctld, slurmd; partition `debug` with 2 fake GPUs
-#   scripts/local_slurm.sh stop      # stop the daemons, restore any slurm.conf that was there
+#   scripts/local_slurm.sh stop      # stop the daemons it started, remove the slurm.conf it wrote
 #   scripts/local_slurm.sh status
 # slurm.conf must live at /etc/slurm/slurm.conf: the job-step plugin clears every SLURM_*
-# variable (SLURM_CONF too) before its inner srun. An existing file is backed up and restored.
+# variable (SLURM_CONF too) before its inner srun. The script touches only what it made: a
+# slurm.conf it did not write (a site's own) is neither overwritten nor removed (start refuses),
+# and stop ends only the daemons whose pids it recorded when it started them, never by name.
 set -euo pipefail
 
-CONF=/etc/slurm/slurm.conf
-BACKUP=/etc/slurm/slurm.conf.before-local-slurm
-STATE=/var/lib/local-slurm
+# LOCAL_SLURM_CONF and LOCAL_SLURM_STATE move both for tests/test_local_slurm.py only.
+CONF=${LOCAL_SLURM_CONF:-/etc/slurm/slurm.conf}
+GRES=$(dirname "$CONF")/gres.conf
+MARK="# local-slurm: written by scripts/local_slurm.sh; removed by 'stop'"
+STATE=${LOCAL_SLURM_STATE:-/var/lib/local-slurm}
+STARTED=$STATE/started          # one line per daemon this script started: NAME PIDFILE
 FAKE_GPUS=${LOCAL_SLURM_GPUS:-2}
 
 install() {
@@ -20,16 +25,26 @@ install() {
     apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
 }
 
+ours() {  # ours FILE: the file exists and this script wrote it
+    [ -f "$1" ] && [ "$(head -n 1 "$1")" = "$MARK" ]
+}
+
+refuse_foreign_conf() {
+    for file in "$CONF" "$GRES"; do
+        if [ -e "$file" ] && ! ours "$file"; then
+            echo "local_slurm: $file exists and was not written by this script; not touching it" >&2
+            return 1
+        fi
+    done
+}
+
 write_conf() {
     local cpus mem_mb
     cpus=$(nproc)
     mem_mb=$(( $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) - 1024 ))
-    mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm "$STATE"
-    if [ -f "$CONF" ] && [ ! -f "$BACKUP" ] && ! grep -q "^# local-slurm" "$CONF"; then
-        cp "$CONF" "$BACKUP"
-    fi
+    mkdir -p "$(dirname "$CONF")" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm "$STATE"
     cat >"$CONF" <<EOF
-# local-slurm: written by scripts/local_slurm.sh; removed by 'stop'
+$MARK
 ClusterName=local
 SlurmctldHost=localhost
 SlurmUser=root
@@ -62,7 +77,21 @@ EOF
         [ -c "/dev/fakegpu$i" ] || mknod "/dev/fakegpu$i" c 1 3
         files+=("/dev/fakegpu$i")
     done
-    printf 'NodeName=localhost Name=gpu File=%s\n' "${files[@]}" >/etc/slurm/gres.conf
+    { echo "$MARK"; printf 'NodeName=localhost Name=gpu File=%s\n' "${files[@]}"; } >"$GRES"
+}
+
+alive() {  # alive PIDFILE: the pid it holds is a running process
+    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+launch() {  # launch NAME PIDFILE COMMAND...: start a daemon unless this script's own one runs
+    local name=$1 pidfile=$2
+    shift 2
+    alive "$pidfile" && return 0
+    rm -f "$pidfile"
+    "$@"
+    wait_for "$pidfile" "$name"
+    echo "$name $pidfile" >>"$STARTED"
 }
 
 wait_for() {  # wait_for FILE WHAT
@@ -72,18 +101,19 @@ wait_for() {  # wait_for FILE WHAT
 }
 
 start() {
+    refuse_foreign_conf
     install
     write_conf
     mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
     [ -f /etc/munge/munge.key ] || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none
     chown -R munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge
     chmod 0400 /etc/munge/munge.key
-    pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
-    wait_for /run/munge/munged.pid munged
-    pgrep -x slurmctld >/dev/null || slurmctld
-    wait_for "$STATE/slurmctld.pid" slurmctld
-    pgrep -x slurmd >/dev/null || slurmd -N localhost
-    wait_for "$STATE/slurmd.pid" slurmd
+    # A munged that already answers (the machine's own) is used, not started again.
+    if ! munge -n </dev/null >/dev/null 2>&1; then
+        launch munged /run/munge/munged.pid runuser -u munge -- /usr/sbin/munged
+    fi
+    launch slurmctld "$STATE/slurmctld.pid" slurmctld
+    launch slurmd "$STATE/slurmd.pid" slurmd -N localhost
     for _ in $(seq 1 100); do
         sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)' && { status; return 0; }
         sleep 0.2
@@ -94,12 +124,21 @@ start() {
 }
 
 stop() {
-    for daemon in slurmd slurmctld; do
-        pkill -x "$daemon" 2>/dev/null || true
+    local name pidfile
+    if [ -f "$STARTED" ]; then
+        # Newest first (slurmd, slurmctld, munged): each by the pid it wrote when this script started it.
+        tac "$STARTED" | while read -r name pidfile; do
+            if alive "$pidfile"; then
+                kill "$(cat "$pidfile")"
+                for _ in $(seq 1 50); do alive "$pidfile" || break; sleep 0.1; done
+            fi
+            rm -f "$pidfile"
+        done
+        rm -f "$STARTED"
+    fi
+    for file in "$CONF" "$GRES"; do
+        if ours "$file"; then rm -f "$file"; fi
     done
-    pkill -x munged 2>/dev/null || true
-    rm -f "$STATE"/*.pid
-    if [ -f "$BACKUP" ]; then mv "$BACKUP" "$CONF"; elif grep -qs "^# local-slurm" "$CONF"; then rm -f "$CONF"; fi
 }
 
 status() {
