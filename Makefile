@@ -28,8 +28,13 @@ run: setup
 dry-run: setup
 	$(VENV)/bin/snakemake --profile profiles/local --dry-run
 
-test: setup
+# The tests also exercise the TensorBoard tracker: its extra (envs/trackers.txt), not make run's.
+test: setup $(VENV)/.tracker
 	$(VENV)/bin/python -m pytest
+
+$(VENV)/.tracker: envs/trackers.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet $$(grep -E '^(tensorboardX|protobuf)==' envs/trackers.txt)
+	touch $@
 
 # Snakemake's own linter (a clean workflow exits 0; CI runs it before the tests).
 lint: setup

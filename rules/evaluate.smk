@@ -13,7 +13,7 @@ rule evaluate:
     params:
         data=lambda wc, input: cli_options({k: input.get(k) for k in ("data", "tydiqa_dev", "tydiqa_train")}),
         limit=lambda wc: config["eval"]["limit"].get(wc.task, 0),
-        options=cli_options({k: config["eval"][k] for k in ("source", "batch_size", "dtype", "chat_template")}),
+        options=evaluate_options,
     threads: group_threads("evaluate")
     conda:
         conda_env("evaluate")

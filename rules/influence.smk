@@ -78,6 +78,7 @@ rule partition:
     params:
         rho=lambda wc: runs.parse_partition(wc.partition)[0],
         scope=lambda wc: runs.parse_partition(wc.partition)[1],
+        score=lambda wc: runs.parse_partition(wc.partition)[2],
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -85,6 +86,7 @@ rule partition:
         **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.partition --influence {input:q} --rho {params.rho} --scope {params.scope} "
+        "--score {params.score} "
         "--out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"
 
 

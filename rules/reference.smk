@@ -16,6 +16,7 @@ rule train_reference:
         options=training_options(config["reference"]["seed"]),
         launch=python_launcher("train"),
         distributed=distributed_options("train"),
+        tracker=lambda wc: tracker_options(wc, "reference"),
         work_dir="results/{dataset}/{model}/.trainer/reference",
     threads: group_threads("train")
     conda:
@@ -23,6 +24,6 @@ rule train_reference:
     resources:
         **group_resources("train"),
     shell:
-        "{params.launch} -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
+        "exec {params.launch} -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--out {output.model:q} --out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} "
-        "{params.distributed} --threads {threads} > {log:q} 2>&1"
+        "{params.distributed} {params.tracker} --threads {threads} > {log:q} 2>&1"

@@ -6,6 +6,7 @@
 rule noise_audit:
     input:
         influence=f"{EXPERIMENT}/influence.parquet",
+        data=f"results/{DATASET}/data/train.jsonl",
         model=f"resources/models/{MODEL}",
         partitions=list(audit_partitions().values()),
     output:
@@ -23,7 +24,8 @@ rule noise_audit:
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.noise_audit --influence {input.influence:q} --model-dir {input.model:q} "
+        "python -m workflow_scripts.noise_audit --influence {input.influence:q} --data {input.data:q} "
+        "--model-dir {input.model:q} "
         "--labelled-partition {params.partitions:q} --out-json {output.json:q} --out-figure {output.figure:q} > {log:q} 2>&1"
 
 
@@ -31,6 +33,9 @@ rule summary:
     input:
         scores=score_files(),
         noise_audit=rules.noise_audit.output.json if uses_influence() else [],
+        split=f"results/{DATASET}/data/split.json",
+        skipped=f"results/{DATASET}/data/skipped_records.jsonl",
+        training_logs=[training_log_path(run) for run in GRID],
     output:
         csv=f"{EXPERIMENT}/summary.csv",
         by_method=report(f"{EXPERIMENT}/summary_by_method.csv", caption="../report/summary.rst", category="Summary"),
@@ -46,6 +51,7 @@ rule summary:
         # model's, the experiment's).
         timings=["logs/timings", f"logs/{MODEL}/timings", f"logs/{DATASET}/timings", f"logs/{DATASET}/{MODEL}/timings"],
         noise_audit=lambda wc, input: cli_options({"noise_audit": input.noise_audit or None}),
+        report_only=" ".join(["--report-only", *config["eval"]["report_only"]]) if config["eval"]["report_only"] else "",
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
@@ -54,7 +60,8 @@ rule summary:
     shell:
         "python -m workflow_scripts.summary --out-csv {output.csv:q} --out-by-method {output.by_method:q} "
         "--out-md {output.md:q} --out-timings {output.timings:q} --timing-dirs {params.timings:q} "
-        "{params.noise_audit} --scores {input.scores:q} > {log:q} 2>&1"
+        "{params.noise_audit} {params.report_only} --split-summary {input.split:q} --skipped {input.skipped:q} "
+        "--training-logs {input.training_logs:q} --scores {input.scores:q} > {log:q} 2>&1"
 
 
 rule plots:
@@ -91,8 +98,8 @@ rule token_page:
     input:
         tokens=f"{EXPERIMENT}/tokens/train.parquet",
         influence=f"{EXPERIMENT}/influence.parquet",
-        partition=f"{EXPERIMENT}/{runs.partition_label(config['rho'][0])}/partition.parquet",
-        stats=f"{EXPERIMENT}/{runs.partition_label(config['rho'][0])}/partition.json",
+        partition=f"{shown_partition()}/partition.parquet",
+        stats=f"{shown_partition()}/partition.json",
         model=f"resources/models/{MODEL}",
     output:
         report(f"{EXPERIMENT}/tokens.html", caption="../report/tokens.rst", category="Tokens"),

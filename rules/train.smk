@@ -1,6 +1,8 @@
 # Final training: one merged checkpoint per run of the grid (runs.py: method, variant, seed).
 # Every method of a seed shares the optimiser, schedule, steps and data order; only the
-# objective differs.
+# objective differs. Training commands `exec` Python, so that SLURM's warning signal before the
+# time limit reaches the trainer (which saves its state and exits for the retry to resume), not a
+# shell that would die of it first.
 
 
 rule train_final:
@@ -22,6 +24,7 @@ rule train_final:
         objective=objective_options,
         launch=python_launcher("train"),
         distributed=distributed_options("train"),
+        tracker=lambda wc: tracker_options(wc, wc.run),
         work_dir="results/{dataset}/{model}/.trainer/{run}",
     threads: group_threads("train")
     conda:
@@ -29,9 +32,9 @@ rule train_final:
     resources:
         **group_resources("train"),
     shell:
-        "{params.launch} -m workflow_scripts.train_final --method {params.method} --model-dir {input.model:q} "
+        "exec {params.launch} -m workflow_scripts.train_final --method {params.method} --model-dir {input.model:q} "
         "--tokens {input.tokens:q} {params.inputs} {params.objective} --out {output.model:q} "
-        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} "
+        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} {params.tracker} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -58,11 +61,13 @@ rule self_evolving_round:
         out=ROUND,
         rho=lambda wc: run_of(wc, in_rounds=True).rho,
         rounds=lambda wc: run_of(wc, in_rounds=True).rounds,
+        score=lambda wc: run_of(wc, in_rounds=True).score,
         objective=objective_options,
         options=lambda wc: training_options(run_of(wc).seed),
         batch_tokens=config["scoring"]["max_batch_tokens"],
         launch=python_launcher("train"),
         distributed=distributed_options("train"),
+        tracker=lambda wc: tracker_options(wc, f"{wc.run}/{runs.ROUND_DIR.format(round=wc.round)}"),
         work_dir=f"results/{{dataset}}/{{model}}/.trainer/{{run}}/{runs.ROUND_DIR}",
     threads: group_threads("train")
     conda:
@@ -70,8 +75,8 @@ rule self_evolving_round:
     resources:
         **group_resources("train"),
     shell:
-        "{params.launch} -m workflow_scripts.self_evolving --base-model {input.base:q} --reference-model {input.reference_model:q} "
+        "exec {params.launch} -m workflow_scripts.self_evolving --base-model {input.base:q} --reference-model {input.reference_model:q} "
         "--start-model {input.start:q} --tokens {input.tokens:q} --round {wildcards.round} --rounds {params.rounds} "
-        "--rho {params.rho} {params.objective} --max-batch-tokens {params.batch_tokens} --out {params.out:q} "
-        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} "
+        "--rho {params.rho} --score {params.score} {params.objective} --max-batch-tokens {params.batch_tokens} --out {params.out:q} "
+        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} {params.tracker} "
         "--threads {threads} > {log:q} 2>&1"

@@ -19,7 +19,7 @@ from snakemake.utils import update_config
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from workflow_scripts import runs  # noqa: E402
-from workflow_scripts.summary import markdown_table  # noqa: E402
+from workflow_scripts.summary import audit_markdown, markdown_table  # noqa: E402
 
 
 def experiment_dir(setting: Path) -> Path:
@@ -60,19 +60,6 @@ def scores_section(summary: pd.DataFrame) -> list[str]:
     return [*lines, "", *markdown_table(["method", "variant", *(f"{c} − sft" for c in tasks)], deltas, 2)]
 
 
-def audit_section(audit: dict) -> list[str]:
-    if audit.get("note"):
-        return [f"Noise audit: {audit['note']}."]
-    lines = [f"Noise audit: {audit['all']['n_corrupted']} of {audit['all']['n_tokens']} response tokens corrupted; "
-             f"AUROC of low influence {audit['all']['auroc']:.3f} over all of them, "
-             f"{audit['answer']['auroc']:.3f} over the {audit['answer']['n_tokens']} answer tokens.", ""]
-    rows = [[name, str(p["n_negative"]), str(p["n_corrupted_negative"]),
-             f"{p['precision']:.3f} ({p['chance_precision']:.3f})", f"{p['recall']:.3f} ({p['chance_recall']:.3f})"]
-            for name, p in audit["partitions"].items()]
-    return [*lines, *markdown_table(["partition", "negatives", "corrupted negatives", "precision (chance)",
-                                     "recall (chance)"], rows, 1)]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("settings", nargs="+", type=Path, help="the configs/study/ file of each setting")
@@ -85,7 +72,7 @@ def main(argv=None):
         out += [f"### {setting.stem} (`{directory.relative_to(ROOT)}`)", "", *scores_section(summary), ""]
         audit_path = directory / "noise_audit.json"
         if audit_path.is_file():
-            out += [*audit_section(json.loads(audit_path.read_text())), ""]
+            out += audit_markdown(json.loads(audit_path.read_text()), heading="#### Noise audit")
     print("\n".join(out))
 
 

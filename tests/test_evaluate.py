@@ -379,3 +379,47 @@ def test_chat_template_reaches_lm_eval(flag, applied, chat_model_dir, eval_dir, 
 def test_chat_template_needs_one_in_the_tokenizer(tiny_model_dir, eval_dir, tmp_path):
     with pytest.raises(InputError, match=r"the tokenizer has no chat template.*eval.chat_template: false"):
         main([*_args(tiny_model_dir, "asdiv", eval_dir / "asdiv.jsonl", tmp_path / "o.json"), "--chat-template"])
+
+
+@pytest.fixture(scope="module")
+def bos_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with a tokenizer that, like Llama's, puts a BOS in front of every encoding."""
+    import shutil
+
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    directory = tmp_path_factory.mktemp("bos-model")
+    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tokenizer.bos_token_id)])
+    tokenizer.save_pretrained(directory)
+    assert AutoTokenizer.from_pretrained(directory)("yes")["input_ids"][0] == tokenizer.bos_token_id
+    return directory
+
+
+@pytest.mark.parametrize("flag, bos", [([], True), (["--add-bos-token", "false"], False),
+                                       (["--add-bos-token", "true"], True)])
+def test_add_bos_token_decides_what_lm_eval_scores(flag, bos, bos_model_dir, eval_dir, cache_dir, tmp_path,
+                                                   monkeypatch):
+    """The token ids lm-eval scores: without the option the tokenizer decides (a BOS here, as on Llama
+    under lm-eval 0.4.13); false drops it (lm-eval before 0.4.10, the paper's run)."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    contexts = []
+    real = HFLM._loglikelihood_tokens
+
+    def spy(self, requests, *args, **kwargs):
+        contexts.extend(context for _, context, _ in requests)
+        return real(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
+    out = tmp_path / "boolq.json"
+    main([*_args(bos_model_dir, "boolq", eval_dir / "boolq.jsonl", out), "--cache-dir", str(cache_dir), *flag])
+    bos_id = AutoTokenizer.from_pretrained(bos_model_dir).bos_token_id
+    assert len(contexts) == 2 * ROWS["boolq"]  # "no" and "yes" for each question
+    assert {context[0] == bos_id for context in contexts} == {bos}
+    assert all(bos_id not in context[1:] for context in contexts)
+    assert json.loads(out.read_text())["add_bos_token"] == {"true": True, "false": False}.get(flag[-1] if flag else "")

@@ -7,12 +7,14 @@ from itertools import product
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
 from workflow_scripts.files import InputError
-from workflow_scripts.noise_audit import answer_mask, auroc, main, parse_partition_specs, partition_scores, run
+from workflow_scripts.noise_audit import (answer_mask, auroc, main, parse_partition_specs, partition_scores, roc_curve,
+                                         run)
 from workflow_scripts.partition import partition
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -114,9 +116,10 @@ def test_answer_tokens_exclude_special_and_whitespace_tokens(tokenizer):
 
 # ---------------------------------------------------------------- the audit end to end
 
-TOKENS = [("e1", 5, "7", 0.5, True), ("e1", 6, " fruits", 2.0, False), ("e1", 7, ".", 1.0, False),
-          ("e1", 8, "</s>", 0.25, False), ("e2", 3, "yes", -1.0, True), ("e2", 4, "</s>", 3.0, False),
-          ("e2", 5, "\n", 0.5, False)]
+# example, position, token, loss_base, loss_ref, corrupted; influence = loss_base - loss_ref
+TOKENS = [("e1", 5, "7", 2.5, 2.0, True), ("e1", 6, " fruits", 3.0, 1.0, False), ("e1", 7, ".", 1.5, 0.5, False),
+          ("e1", 8, "</s>", 0.5, 0.25, False), ("e2", 3, "yes", 1.0, 2.0, True), ("e2", 4, "</s>", 4.0, 1.0, False),
+          ("e2", 5, "\n", 1.0, 0.5, False)]
 
 
 def influence_table(tokenizer, with_corrupted=True, corrupted=None):
@@ -124,11 +127,13 @@ def influence_table(tokenizer, with_corrupted=True, corrupted=None):
         [i] = ids_of(tokenizer, text)
         return i
 
+    base = pa.array([t[3] for t in TOKENS], pa.float32())
+    ref = pa.array([t[4] for t in TOKENS], pa.float32())
     columns = {"example_id": [t[0] for t in TOKENS], "position": pa.array([t[1] for t in TOKENS], pa.int32()),
                "token_id": pa.array([token_id(t[2]) for t in TOKENS], pa.int32()),
-               "influence": pa.array([t[3] for t in TOKENS], pa.float32())}
+               "loss_base": base, "loss_ref": ref, "influence": pa.compute.subtract(base, ref)}
     if with_corrupted:
-        columns["corrupted"] = corrupted if corrupted is not None else [t[4] for t in TOKENS]
+        columns["corrupted"] = corrupted if corrupted is not None else [t[5] for t in TOKENS]
     return pa.table(columns)
 
 
@@ -138,35 +143,70 @@ def write_partition(path, table, positive):
     return str(path)
 
 
+def test_roc_curve_by_hand():
+    # scores 0, 1, 1, 2 with corrupted T F T F: thresholds 0 (1 TP), 1 (+1 TP +1 FP, a tie), 2 (+1 FP)
+    fpr, tpr = roc_curve(np.array([0.0, 1.0, 1.0, 2.0]), flags("TFTF"))
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 1.0] and tpr.tolist() == [0.0, 0.5, 1.0, 1.0]
+    # the area under it is the AUROC, ties counted half
+    assert np.trapezoid(tpr, fpr) == auroc(np.array([0.0, 1.0, 1.0, 2.0]), flags("TFTF")) == 0.875
+
+
 def test_audit_by_hand(tmp_path, tiny_model_dir, tokenizer):
     table = influence_table(tokenizer)
     pq.write_table(table, tmp_path / "influence.parquet")
-    # rho 0.7 of 7 tokens: 5 positive, the 0.5 tie broken by order -> negatives are tokens 3 and 4
+    # influence 0.5, 2, 1, 0.25, -1, 3, 0.5; rho 0.7 of 7 tokens: 5 positive, the 0.5 tie broken by
+    # order -> negatives are tokens 3 and 4
     global_part, _ = partition(table, 0.7)
     pq.write_table(global_part, tmp_path / "global.parquet")
     random_path = write_partition(tmp_path / "random.parquet", table, [False, True, True, True, False, True, False])
-    main(["--influence", str(tmp_path / "influence.parquet"), "--model-dir", str(tiny_model_dir),
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "e1", "source": "asdiv"}\n{"id": "e2", "source": "boolq"}\n')
+    main(["--influence", str(tmp_path / "influence.parquet"), "--model-dir", str(tiny_model_dir), "--data", str(data),
           "--labelled-partition", f"rho0.7={tmp_path / 'global.parquet'}", f"rho0.7-random/seed1={random_path}",
           "--out-json", str(tmp_path / "audit.json"), "--out-figure", str(tmp_path / "audit.png")])
     result = json.loads((tmp_path / "audit.json").read_text())
-
-    # all: corrupted {0.5, -1} vs clean {2, 1, 0.25, 3, 0.5}: 0.5 beats 3 of 5 and ties 1, -1 beats all 5
-    assert result["all"] == {"n_tokens": 7, "n_corrupted": 2, "corrupted_share": 2 / 7, "auroc": 8.5 / 10,
-                             "mean_influence_corrupted": -0.25, "mean_influence_clean": pytest.approx(6.75 / 5)}
+    assert list(result["strata"]) == ["all", "asdiv", "boolq"]
+    pooled = result["strata"]["all"]["response"]
+    assert (pooled["n_tokens"], pooled["n_corrupted"], pooled["corrupted_share"]) == (7, 2, 2 / 7)
+    # influence: corrupted {0.5, -1} vs clean {2, 1, 0.25, 3, 0.5}: 0.5 beats 3 of 5 and ties 1, -1 beats all 5
+    # reference_loss (-ref): corrupted {-2, -2} vs clean {-1, -0.5, -0.25, -1, -0.5}: all 10 pairs below
+    # relative: corrupted {0.2, -1} vs clean {2/3, 2/3, 0.5, 0.75, 0.5}: 10 of 10
+    # base_loss (-base): corrupted {-2.5, -1} vs clean {-3, -1.5, -0.5, -4, -1}: -2.5 beats 3, -1 beats 1 ties 1
+    assert pooled["auroc"] == {"influence": 8.5 / 10, "reference_loss": 1.0, "relative_influence": 1.0,
+                               "base_loss": 4.5 / 10}
+    assert pooled["mean_corrupted"]["influence"] == -0.25
+    assert pooled["mean_clean"]["influence"] == pytest.approx(6.75 / 5)
     # answer tokens drop the two </s> and the newline: corrupted {0.5, -1} vs clean {2, 1}
-    assert result["answer"] == {"n_tokens": 4, "n_corrupted": 2, "corrupted_share": 0.5, "auroc": 1.0,
-                                "mean_influence_corrupted": -0.25, "mean_influence_clean": 1.5}
-    assert result["partitions"]["rho0.7"] == {
-        "path": str(tmp_path / "global.parquet"), "n_tokens": 7, "n_negative": 2, "n_corrupted": 2,
-        "n_corrupted_negative": 1, "negative_share": 2 / 7, "precision": 0.5, "recall": 0.5,
-        "chance_precision": 2 / 7, "chance_recall": 2 / 7}
-    random_scores = result["partitions"]["rho0.7-random/seed1"]
+    answer = result["strata"]["all"]["answer"]
+    assert (answer["n_tokens"], answer["n_corrupted"], answer["auroc"]["influence"]) == (4, 2, 1.0)
+    # per stratum: asdiv's answer tokens are 7 (corrupted, 0.5), " fruits" (2), "." (1); boolq's only "yes"
+    assert result["strata"]["asdiv"]["answer"]["auroc"]["influence"] == 1.0
+    assert result["strata"]["asdiv"]["response"]["n_tokens"] == 4
+    assert result["strata"]["boolq"]["answer"]["auroc"]["influence"] is None  # no clean token
+    assert result["partitions"]["rho0.7"]["all"] == {
+        "n_tokens": 7, "n_negative": 2, "n_corrupted": 2, "n_corrupted_negative": 1, "negative_share": 2 / 7,
+        "precision": 0.5, "recall": 0.5, "chance_precision": 2 / 7, "chance_recall": 2 / 7}
+    # negatives are tokens 3 (asdiv, clean) and 4 (boolq, corrupted)
+    assert result["partitions"]["rho0.7"]["asdiv"]["precision"] == 0.0
+    assert result["partitions"]["rho0.7"]["boolq"]["precision"] == 1.0
+    random_scores = result["partitions"]["rho0.7-random/seed1"]["all"]
     assert (random_scores["n_negative"], random_scores["n_corrupted_negative"]) == (3, 2)
     assert (random_scores["precision"], random_scores["recall"]) == (2 / 3, 1.0)
     assert result["note"] is None and result["influence"] == str(tmp_path / "influence.parquet")
+    assert result["partition_paths"]["rho0.7"] == str(tmp_path / "global.parquet")
     assert (tmp_path / "audit.png").read_bytes()[:8] == PNG_MAGIC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.json", "audit.png", "global.parquet",
-                                                          "influence.parquet", "random.parquet"]
+                                                          "influence.parquet", "random.parquet", "train.jsonl"]
+
+
+def test_one_source_is_one_stratum(tmp_path, tokenizer):
+    table = influence_table(tokenizer)
+    pq.write_table(table, tmp_path / "influence.parquet")
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "e1", "source": "user"}\n{"id": "e2", "source": "user"}\n')
+    result = run(str(tmp_path / "influence.parquet"), "unused", {}, str(tmp_path / "a.json"), str(tmp_path / "a.png"),
+                 str(data), tokenizer=tokenizer)
+    assert list(result["strata"]) == ["all"]
 
 
 @pytest.mark.parametrize("with_corrupted, why", [(False, "no `corrupted` column"),
@@ -179,10 +219,11 @@ def test_no_corruption_is_reported_not_failed(tmp_path, tokenizer, with_corrupte
                  str(tmp_path / "audit.png"), tokenizer=tokenizer)
     assert json.loads((tmp_path / "audit.json").read_text()) == result
     assert result["note"].startswith(f"no corrupted tokens recorded ({why})")
-    assert result["all"]["n_corrupted"] == 0 and result["all"]["auroc"] is None
-    assert result["all"]["mean_influence_corrupted"] is None
-    assert result["answer"]["n_tokens"] == 4 and result["answer"]["auroc"] is None
-    scores = result["partitions"]["rho0.7"]
+    pooled = result["strata"]["all"]
+    assert pooled["response"]["n_corrupted"] == 0 and set(pooled["response"]["auroc"].values()) == {None}
+    assert pooled["response"]["mean_corrupted"]["influence"] is None
+    assert pooled["answer"]["n_tokens"] == 4 and pooled["answer"]["auroc"]["influence"] is None
+    scores = result["partitions"]["rho0.7"]["all"]
     assert (scores["precision"], scores["recall"], scores["n_negative"]) == (None, None, 2)
     png = (tmp_path / "audit.png").read_bytes()
     assert png[:8] == PNG_MAGIC
@@ -217,10 +258,10 @@ def test_bad_influence_tables_are_refused(tmp_path, tokenizer):
     pq.write_table(table.drop_columns(["influence"]), tmp_path / "noinf.parquet")
     with pytest.raises(InputError, match="noinf.parquet: not an influence table, missing column.s. influence"):
         run(str(tmp_path / "noinf.parquet"), "unused", {}, "x.json", "x.png", tokenizer=tokenizer)
-    values = table["influence"].to_numpy().copy()
+    values = table["loss_ref"].to_numpy().copy()
     values[2] = np.nan
-    pq.write_table(table.set_column(3, "influence", pa.array(values)), tmp_path / "nan.parquet")
-    with pytest.raises(InputError, match=r"nan.parquet: 1 non-finite influence values \(first at token 2, "
+    pq.write_table(table.set_column(4, "loss_ref", pa.array(values)), tmp_path / "nan.parquet")
+    with pytest.raises(InputError, match=r"nan.parquet: 1 non-finite loss_ref values \(first at token 2, "
                                          r"example e1, position 7\)"):
         run(str(tmp_path / "nan.parquet"), "unused", {}, "x.json", "x.png", tokenizer=tokenizer)
 

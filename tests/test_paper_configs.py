@@ -12,10 +12,10 @@ from conftest import ROOT, dry_run_resources, gpu_rules, planned_jobs, user_snak
 
 PAPER = ROOT / "configs" / "paper"
 MODELS = sorted(p.stem for p in PAPER.glob("*.yaml") if p.stem != "common")
-# base, sft, ignore, forget x the five tasks; 4 scoring shards under each of the two models.
+# base, sft, ignore, forget x the five tasks and mc1 beside them; 4 scoring shards under each of the two models.
 EXPECTED_JOBS = {"base_model": 1, "fetch_tydiqa": 2, "prepare_data": 1, "split": 1, "tokenize": 2,
                  "train_reference": 1, "score_shard": 8, "gather_losses": 2, "influence": 1, "partition": 1,
-                 "train_final": 3, "evaluate": 20, "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1,
+                 "train_final": 3, "evaluate": 24, "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1,
                  "all": 1}
 
 
@@ -63,6 +63,17 @@ def test_paper_config_dry_runs_on_slurm(model):
     assert f"results/tulu/{model}/forget/rho0.7-ascent-linear/seed42/model" in result.stdout
     assert "accelerate launch --multi_gpu --num_machines 1 --num_processes 4" in result.stdout
     assert "--template tulu" in result.stdout and "--source hub" in result.stdout
+    # The authors' values, on the command lines (docs/paper.md's table)
+    commands = [line for line in result.stdout.splitlines() if "-m workflow_scripts." in line]
+    lm_eval = [c for c in commands if "workflow_scripts.evaluate" in c and "--task tydiqa " not in c]
+    assert len(lm_eval) == 20 and all("--add-bos-token false" in c for c in lm_eval)
+    tydiqa = [c for c in commands if "--task tydiqa " in c]
+    assert len(tydiqa) == 4 and all("--tydiqa-temperature 1 --tydiqa-samples 1 --tydiqa-seed 0" in c for c in tydiqa)
+    training = [c for c in commands if "train_final" in c or "train_reference" in c]
+    assert len(training) == 4 and all("--max-grad-norm none" in c for c in training)
+    assert sum("--no-drop-overlap" in c for c in commands) == 1
+    assert sum("--bad-records skip --max-skipped-fraction 0.001" in c for c in commands) == 1
+    assert sum("--report-only truthfulqa_mc1" in c for c in commands) == 1
 
 
 def test_the_profile_is_found_by_its_name_from_the_repository_root():

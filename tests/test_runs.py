@@ -23,11 +23,12 @@ def schema_rhos():
 
 def every_kind_of_run(rho, seed=3):
     return [runs.Run("sft", seed), runs.Run("rho1", seed, rho),
-            *[runs.Run("ignore", seed, rho, scope=s) for s in runs.SCOPES],
-            *[runs.Run("forget", seed, rho, scope=s, forget_loss=l, lambda_schedule=k)
-              for s in runs.SCOPES for l in runs.FORGET_LOSSES for k in runs.LAMBDA_SCHEDULES],
+            *[runs.Run("ignore", seed, rho, scope=s, score=c) for s in runs.SCOPES for c in runs.SCORES],
+            *[runs.Run("forget", seed, rho, scope=s, score=c, forget_loss=l, lambda_schedule=k)
+              for s in runs.SCOPES for c in runs.SCORES for l in runs.FORGET_LOSSES for k in runs.LAMBDA_SCHEDULES],
             runs.Run("random", seed, rho, forget_loss="unlikelihood", lambda_schedule="cosine"),
-            runs.Run("self_evolving", seed, rho, forget_loss="ascent", lambda_schedule="linear", rounds=12)]
+            *[runs.Run("self_evolving", seed, rho, score=c, forget_loss="ascent", lambda_schedule="linear", rounds=12)
+              for c in runs.SCORES]]
 
 
 def test_rho_labels_are_positional_and_exact():
@@ -57,14 +58,29 @@ def test_labels_of_the_paths_in_use():
         "round2/model"
     assert runs.Run("random", 2, 0.5, forget_loss="ascent", lambda_schedule="linear").partition == "rho0.5-random/seed2"
     assert runs.Run("ignore", 2, 0.5, scope="per_example").partition == "rho0.5-per_example"
+    # the paper's score is not written: its paths are the paths the paper's runs always had
+    forget = runs.Run("forget", 1, 0.7, scope="global", forget_loss="ascent", lambda_schedule="linear")
+    assert forget.score == "influence" and forget.partition == "rho0.7"
+    scored = runs.Run("forget", 1, 0.7, scope="per_example", score="reference_loss", forget_loss="ascent",
+                      lambda_schedule="linear")
+    assert scored.label == "forget/rho0.7-per_example-reference_loss-ascent-linear/seed1"
+    assert scored.partition == "rho0.7-per_example-reference_loss"
+    assert runs.parse_partition(scored.partition) == (0.7, "per_example", "reference_loss")
+    assert runs.parse_partition("rho0.5") == (0.5, "global", "influence")
+    assert runs.Run("self_evolving", 1, 0.5, score="base_loss", forget_loss="ascent", lambda_schedule="linear",
+                    rounds=2).label == "self_evolving/rho0.5-base_loss-K2-ascent-linear/seed1"
 
 
 @pytest.mark.parametrize("label,message", [
     ("sft/rho0.7-per_example/seed1", "'rho0.7-per_example' is not a variant of sft: sft variants read all"),
-    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example]"),
-    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}"),
+    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example][-{score}]"),
+    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}"),
     ("forget/rho0.70-ascent-linear/seed1", "is not a variant of forget"),  # not the canonical 0.7
     ("forget/rho1e-05-ascent-linear/seed1", "is not a variant of forget"),
+    ("forget/rho0.7-influence-ascent-linear/seed1", "is not a variant of forget"),  # the default is unwritten
+    ("forget/rho0.7-reference_loss-per_example-ascent-linear/seed1", "is not a variant of forget"),  # order
+    ("random/rho0.7-random-base_loss-ascent-linear/seed1", "is not a variant of random"),  # random has no score
+    ("ignore/rho0.7-perplexity/seed1", "ignore variants read rho{rho}[-per_example][-{score}]"),
     ("rho1/rho1.5/seed1", "is not a variant of rho1"),
     ("rho1/rho0/seed1", "is not a variant of rho1"),
     ("sft/all/seed01", "is not a seed"),
@@ -85,11 +101,15 @@ def test_a_run_has_exactly_its_method_options():
         runs.Run("forget", 1, 0.7, scope="global")
     with pytest.raises(ValueError, match="rho must be in"):
         runs.Run("rho1", 1, 1.5)
+    with pytest.raises(ValueError, match="random has no option 'score'"):
+        runs.Run("random", 1, 0.7, score="base_loss", forget_loss="ascent", lambda_schedule="linear")
+    with pytest.raises(ValueError, match="score 'perplexity' is not one of influence"):
+        runs.Run("ignore", 1, 0.7, scope="global", score="perplexity")
 
 
 def test_grid_expands_every_option():
     config = {"methods": ["sft", "ignore", "forget", "random", "rho1", "self_evolving"], "rho": [0.7, 1e-5],
-              "seeds": [1, 2], "partition": {"scope": ["global", "per_example"]},
+              "seeds": [1, 2], "partition": {"scope": ["global", "per_example"], "score": "influence"},
               "forget": {"forget_loss": "ascent", "lambda_schedule": ["linear", "cosine"]},
               "self_evolving": {"rounds": 3}}
     grid = runs.grid(config)
@@ -103,6 +123,8 @@ def test_the_schema_and_the_grammar_name_the_same_options():
     properties = SCHEMA["properties"]
     assert properties["methods"]["items"]["enum"] == list(runs.METHODS)
     assert properties["partition"]["properties"]["scope"]["oneOf"][0]["enum"] == list(runs.SCOPES)
+    assert properties["partition"]["properties"]["score"]["oneOf"][0]["enum"] == list(runs.SCORES)
+    assert properties["partition"]["properties"]["score"]["default"] == runs.INFLUENCE
     assert properties["forget"]["properties"]["forget_loss"]["oneOf"][0]["enum"] == list(runs.FORGET_LOSSES)
     assert properties["forget"]["properties"]["lambda_schedule"]["oneOf"][0]["enum"] == list(runs.LAMBDA_SCHEDULES)
 
@@ -130,3 +152,17 @@ def test_a_run_says_what_its_method_needs_and_where_its_files_lie():
     assert rho1.objective == {"keep": 0.6, "forget_loss": None, "lambda_schedule": None}
     assert random_.objective == {"keep": None, "forget_loss": "ascent", "lambda_schedule": "linear"}
     assert runs.experiment_dir({"data": {"name": "d"}, "model": {"name": "m"}}) == "results/d/m"
+
+
+def test_the_grid_crosses_the_scores():
+    config = {"methods": ["ignore", "forget", "random", "self_evolving"], "rho": [0.7], "seeds": [1],
+              "partition": {"scope": "global", "score": ["influence", "relative_influence"]},
+              "forget": {"forget_loss": "ascent", "lambda_schedule": "linear"}, "self_evolving": {"rounds": 2}}
+    labels = [run.label for run in runs.grid(config)]
+    assert labels == ["ignore/rho0.7/seed1", "ignore/rho0.7-relative_influence/seed1",
+                      "forget/rho0.7-ascent-linear/seed1", "forget/rho0.7-relative_influence-ascent-linear/seed1",
+                      "random/rho0.7-random-ascent-linear/seed1",  # one random control: it ranks by no score
+                      "self_evolving/rho0.7-K2-ascent-linear/seed1",
+                      "self_evolving/rho0.7-relative_influence-K2-ascent-linear/seed1"]
+    assert {run.partition for run in runs.grid(config)} == {"rho0.7", "rho0.7-relative_influence",
+                                                           "rho0.7-random/seed1", None}

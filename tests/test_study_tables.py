@@ -32,10 +32,11 @@ def test_tables_of_one_setting(tmp_path, monkeypatch, capsys):
                   "--out-by-method", str(experiment / "summary_by_method.csv"),
                   "--out-timings", str(tmp_path / "b.csv"), "--out-md", str(tmp_path / "s.md")])
     (experiment / "noise_audit.json").write_text(json.dumps({
-        "note": None, "all": {"n_tokens": 10, "n_corrupted": 2, "auroc": 0.75},
-        "answer": {"n_tokens": 6, "auroc": 0.875},
-        "partitions": {"rho0.7": {"n_negative": 3, "n_corrupted_negative": 1, "precision": 1 / 3,
-                                  "chance_precision": 0.2, "recall": 0.5, "chance_recall": 0.3}}}))
+        "note": None, "scores": {"influence": "loss_base - loss_ref"},
+        "strata": {"all": {"response": {"n_tokens": 10, "n_corrupted": 2, "auroc": {"influence": 0.75}},
+                           "answer": {"n_tokens": 6, "n_corrupted": 2, "auroc": {"influence": 0.875}}}},
+        "partitions": {"rho0.7": {"all": {"n_negative": 3, "n_corrupted_negative": 1, "precision": 1 / 3,
+                                          "chance_precision": 0.2, "recall": 0.5, "chance_recall": 0.3}}}}))
     monkeypatch.setattr(study_tables, "ROOT", tmp_path)
     study_tables.main([str(setting)])
     lines = capsys.readouterr().out.splitlines()
@@ -46,6 +47,6 @@ def test_tables_of_one_setting(tmp_path, monkeypatch, capsys):
     assert ("| forget | rho0.7-ascent-linear | 0.8750 ± 0.1768 [±1.5883] | 0.8750 ± 0.1768 [±1.5883] "
             "| +0.3750 [±1.5883 seeds, ±0.3978 items] |") in lines
     assert "| forget | rho0.7-ascent-linear | +0.3750 [±1.5883 seeds, ±0.3978 items] |" in lines
-    assert ("Noise audit: 2 of 10 response tokens corrupted; AUROC of low influence 0.750 over all of them, "
-            "0.875 over the 6 answer tokens.") in lines
-    assert "| rho0.7 | 3 | 1 | 0.333 (0.200) | 0.500 (0.300) |" in lines
+    # the summary's own section, under the setting's heading
+    assert "#### Noise audit" in lines and "| all | answer | 6 | 2 | 0.875 |" in lines
+    assert "| rho0.7 | all | 3 | 1 | 0.333 (0.200) | 0.500 (0.300) |" in lines

@@ -1,6 +1,7 @@
 """The summary tables against the score JSONs they come from: per checkpoint, and per method
 averaged over seeds with std, 95% t-interval and the difference to sft."""
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -97,17 +98,25 @@ def test_a_score_of_an_unknown_run_is_refused(tmp_path):
 
 
 def test_the_noise_audit_is_a_section_of_the_summary(tmp_path, outputs):
-    audit = {"note": None,
-             "all": {"n_tokens": 10, "n_corrupted": 2, "auroc": 0.75, "mean_influence_corrupted": 1.0,
-                     "mean_influence_clean": 2.5},
-             "answer": {"n_tokens": 6, "n_corrupted": 2, "auroc": 0.875, "mean_influence_corrupted": 1.0,
-                        "mean_influence_clean": 3.0},
-             "partitions": {"rho0.7": {"n_negative": 3, "n_corrupted_negative": 1, "precision": 1 / 3,
-                                       "chance_precision": 0.2, "recall": 0.5, "chance_recall": 0.3}}}
+    def separation(n, corrupted, aurocs):
+        return {"n_tokens": n, "n_corrupted": corrupted, "auroc": dict(zip(("influence", "reference_loss"), aurocs))}
+
+    def partition(negative, hit, precision, chance_precision, recall, chance_recall):
+        return {"n_negative": negative, "n_corrupted_negative": hit, "precision": precision,
+                "chance_precision": chance_precision, "recall": recall, "chance_recall": chance_recall}
+
+    audit = {"note": None, "scores": {"influence": "loss_base - loss_ref", "reference_loss": "-loss_ref"},
+             "strata": {"all": {"response": separation(10, 2, (0.75, 0.5)), "answer": separation(6, 2, (0.875, None))},
+                        "boolq": {"response": separation(4, 1, (1.0, 0.25)), "answer": separation(2, 1, (1.0, 0.0))}},
+             "partitions": {"rho0.7": {"all": partition(3, 1, 1 / 3, 0.2, 0.5, 0.3),
+                                       "boolq": partition(1, 1, 1.0, 0.25, 1.0, 0.25)}}}
     (tmp_path / "audit.json").write_text(json.dumps(audit))
     lines = summary.noise_audit_markdown(str(tmp_path / "audit.json"))
-    assert "| answer | 6 | 2 | 0.875 | 1.000 | 3.000 |" in lines
-    assert "| rho0.7 | 3 | 1 | 0.333 | 0.200 | 0.500 | 0.300 |" in lines
+    assert "| stratum | tokens | n | corrupted | AUROC influence | AUROC reference_loss |" in lines
+    assert "| all | answer | 6 | 2 | 0.875 |  |" in lines
+    assert "| boolq | response | 4 | 1 | 1.000 | 0.250 |" in lines
+    assert "| rho0.7 | all | 3 | 1 | 0.333 (0.200) | 0.500 (0.300) |" in lines
+    assert "| rho0.7 | boolq | 1 | 1 | 1.000 (0.250) | 1.000 (0.250) |" in lines
     (tmp_path / "none.json").write_text(json.dumps({**audit, "note": "no corrupted tokens recorded"}))
     assert summary.noise_audit_markdown(str(tmp_path / "none.json")) == \
         ["## Noise audit", "", "no corrupted tokens recorded", ""]
@@ -134,6 +143,12 @@ def test_item_paired_interval_is_the_smallest_difference_the_items_can_tell(tmp_
     # base - sft: [-1, -0.5, -0.5], sd 0.288675.
     assert table.loc["base", "boolq_acc_delta_sft_items_ci95"] == pytest.approx(4.302653 / 6, abs=1e-5)
     assert pd.isna(table.loc["sft", "boolq_acc_delta_sft_items_ci95"])
+    # Each method's own item interval: forget's per-item means [1, 0.5, 1] (doc 2, 0, 1), sd 0.288675;
+    # base's are all 0 (sd 0); logiqa's [1, 0, 0] for everyone, sd 0.57735.
+    assert table.loc["forget", "boolq_acc_items_ci95"] == pytest.approx(4.302653 / 6, abs=1e-5)
+    assert table.loc["base", "boolq_acc_items_ci95"] == 0.0
+    assert table.loc["sft", "logiqa_acc_norm_items_ci95"] == pytest.approx(4.302653 / 3, abs=1e-5)
+    assert table.loc["forget", "mean_items_ci95"] == pytest.approx(math.hypot(4.302653 / 6, 4.302653 / 3) / 2, abs=1e-5)
 
 
 def test_item_interval_needs_the_same_items(tmp_path):
@@ -147,3 +162,39 @@ def test_item_interval_needs_the_same_items(tmp_path):
     long = statistics.read_scores(paths)
     table = statistics.by_method(statistics.summary_table(long), long).set_index("method")
     assert pd.isna(table.loc["forget", "boolq_acc_delta_sft_items_ci95"])
+
+
+def test_report_only_tasks_are_shown_but_not_averaged(tmp_path):
+    paths = []
+    for run, mc2, mc1, boolq in [("sft/all/seed1", 0.4, 0.2, 0.6)]:
+        paths += write_scores(tmp_path, run, {"truthfulqa_mc2": ("acc", mc2), "truthfulqa_mc1": ("acc", mc1),
+                                             "boolq": ("acc", boolq)})
+    table = statistics.summary_table(statistics.read_scores(list(paths)), report_only=("truthfulqa_mc1",))
+    assert list(table.columns) == ["model", "method", "variant", "seed", "boolq_acc", "truthfulqa_mc2_acc", "mean",
+                                   "truthfulqa_mc1_acc"]
+    assert table.loc[0, "mean"] == pytest.approx(0.5)  # (0.6 + 0.4) / 2, mc1 left out
+
+
+def test_the_data_section_counts_what_was_left_out(tmp_path):
+    (tmp_path / "split.json").write_text(json.dumps({"reference": {"rows": 4}, "train": {"rows": 6},
+                                                     "overlap": {"ids": 1, "dropped_from_train": False}}))
+    (tmp_path / "skipped.jsonl").write_text('{"where": "a:3"}\n{"where": "a:5"}\n')
+    lines = summary.data_markdown(str(tmp_path / "split.json"), str(tmp_path / "skipped.jsonl"))
+    assert lines[2] == (f"- Reference and training subsets: 4 and 6 records; 1 training ids are also reference ids, "
+                        f"kept in training (`{tmp_path / 'split.json'}`).")
+    assert lines[3] == f"- Bad records skipped by `data.bad_records: skip`: 2, each listed in `{tmp_path / 'skipped.jsonl'}`."
+
+
+def test_provenance_flags_results_of_different_commits_or_configs():
+    def record(commit, sha, gpus=0):
+        devices = {"kind": "cuda", "count": gpus, "names": ["NVIDIA H200"] * gpus} if gpus else {"kind": "cpu"}
+        return {"commit": commit, "dirty": False, "config_sha": sha, "host": "n1", "devices": devices}
+
+    same = summary.provenance_markdown({"a.json": record("a" * 40, "c1"), "b.json": record("a" * 40, "c1")})
+    assert "| aaaaaaaaaaaa | no | c1 | 2 | n1 | CPU |" in same and not any("Warning" in line for line in same)
+    mixed = summary.provenance_markdown({"a.json": record("a" * 40, "c1"), "b.json": record("b" * 40, "c1", 2),
+                                         "c.json": None})
+    assert "**Warning: these results were made by 3 different commits or configs**; the rows below say which " \
+           "made how many (see each file's `provenance`)." in mixed
+    assert "| bbbbbbbbbbbb | no | c1 | 1 | n1 | 2 x NVIDIA H200 |" in mixed
+    assert "| unknown | unknown | unknown | 1 | unknown | unknown |" in mixed

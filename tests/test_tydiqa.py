@@ -203,10 +203,11 @@ def yes_model_dir(tiny_model_dir, tmp_path_factory):
     return out
 
 
-def _run(model_dir, out, limit, batch_size="3"):
+def _run(model_dir, out, limit, batch_size="3", *decoding):
     main(["--model-dir", str(model_dir), "--model-name", "tiny", "--data-name", "tiny-pool", "--run", "base",
           "--source", "local", "--task", "tydiqa", "--tydiqa-dev", str(DEV), "--tydiqa-train", str(TRAIN),
-          "--out", str(out), "--limit", limit, "--batch-size", batch_size, "--threads", "2", "--dtype", "float32"])
+          "--out", str(out), "--limit", limit, "--batch-size", batch_size, "--threads", "2", "--dtype", "float32",
+          *decoding])
     return json.loads(Path(out).read_text())
 
 
@@ -217,7 +218,7 @@ def test_generation_stops_at_the_newline(yes_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(yes_model_dir)
     tokenizer.padding_side = "left"
     prompts = ["Answer:", "Passage: a much longer prompt\nQuestion: what?\nAnswer:"]
-    assert tydiqa.generate(model, tokenizer, prompts, batch_size=2) == ["yes", "yes"]
+    assert tydiqa.generate(model, tokenizer, prompts, batch_size=2) == [["yes"], ["yes"]]
     encoded = tokenizer(prompts, return_tensors="pt", padding=True)
     output = model.generate(**encoded, generation_config=tydiqa.generation_config(model, tokenizer),
                             tokenizer=tokenizer)
@@ -282,6 +283,29 @@ def test_batch_size_does_not_change_the_answers(tiny_model_dir, tmp_path):
     many = _run(tiny_model_dir, tmp_path / "many.json", "2", batch_size="8")
     assert [p["id"] for p in one["predictions"]] == [p["id"] for p in many["predictions"]]
     assert many["score"] == pytest.approx(one["score"], abs=1e-6)
+
+
+def test_sampling_is_reproducible_with_its_seed_and_differs_from_greedy(tiny_model_dir, tmp_path):
+    """The authors' protocol samples at temperature 1: the same seed draws the same answers, another
+    seed others; several samples per question are averaged and their spread reported."""
+    sample = ("--tydiqa-temperature", "1", "--tydiqa-samples", "3", "--tydiqa-seed")
+    greedy = _run(tiny_model_dir, tmp_path / "greedy.json", "1", "4")
+    first = _run(tiny_model_dir, tmp_path / "a.json", "1", "4", *sample, "7")
+    again = _run(tiny_model_dir, tmp_path / "b.json", "1", "4", *sample, "7")
+    other = _run(tiny_model_dir, tmp_path / "c.json", "1", "4", *sample, "8")
+    assert greedy["decoding"] == {"greedy": True, "temperature": 0.0, "samples": 1, "seed": None}
+    assert first["decoding"] == {"greedy": False, "temperature": 1.0, "samples": 3, "seed": 7}
+    assert first["predictions"] == again["predictions"] and first["score"] == again["score"]
+    assert first["predictions"] != other["predictions"]
+    assert all(len(p["prediction"]) == 3 for p in first["predictions"])
+    assert [[p["prediction"]] for p in greedy["predictions"]] != [p["prediction"][:1] for p in first["predictions"]]
+    assert first["score"] == pytest.approx(sum(first["f1_per_sample"]) / 3, abs=1e-9)
+    assert first["metrics"]["item_f1_spread"] >= 0 and len(greedy["f1_per_sample"]) == 1
+
+
+def test_greedy_has_one_answer_per_question():
+    with pytest.raises(InputError, match="greedy decoding .temperature 0. has one answer per question"):
+        tydiqa.Decoding(temperature=0, samples=2)
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -136,6 +136,26 @@ def test_snakemake_report_is_self_contained(workdir):
         assert caption in report
 
 
+def test_results_record_the_code_and_config_that_made_them(workdir):
+    """The commit of this checkout (and whether it is dirty), one config hash, the config as run."""
+    import json
+
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True,
+                                text=True).stdout.strip())
+    results = workdir / "results" / EXPERIMENT
+    records = [json.loads((results / path).read_text())["provenance"] for path in
+               ("forget/rho0.7-ascent-linear/seed1/training_log.json", "base/scores/boolq.json",
+                "reference.training_log.json")]
+    assert {(r["commit"], r["dirty"]) for r in records} == {(head, dirty)}
+    assert len({r["config_sha"] for r in records}) == 1
+    sha = records[0]["config_sha"]
+    assert (results / "configs" / f"{sha}.yaml").read_text() == (results / "config.yaml").read_text()
+    assert f"commit {head}" in (results / "config.yaml").read_text()
+    assert records[0]["seed"] == 1 and records[2]["seed"] == 0  # the run's seed; the reference's
+    assert "## Provenance" in (results / "summary.md").read_text()
+
+
 def test_second_run_is_a_no_op(workdir):
     result = snakemake(workdir, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -154,10 +174,43 @@ def test_changing_rho_reruns_only_partition_and_downstream(workdir):
                                     "plots": 1, "all": 1}
 
 
+def test_changing_the_score_reruns_only_partition_and_downstream(workdir):
+    (workdir / "score.yaml").write_text("partition: {score: relative_influence}\n")
+    result = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "score.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Two rho: two partitions by the new score; ignore and forget (2 rho x 2 seeds) retrained, and
+    # self_evolving's two rounds; sft, random and rho1 (no score) and every upstream table untouched.
+    assert planned_jobs(result) == {"partition": 2, "train_final": 8, "self_evolving_round": 8, "evaluate": 36,
+                                    "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1, "all": 1}
+    assert "results/tiny-pool/tiny/rho0.7-relative_influence/partition.parquet" in result.stdout
+
+
+# Each option reaches the jobs that read it and no other (the test experiment: 22 runs and the base
+# model x 3 lm-eval tasks; one user pool, so the two subsets' overlap rule has nothing to say).
+@pytest.mark.parametrize("overlay,jobs", [
+    ("eval: {add_bos_token: false}", {"evaluate": 69, "summary": 1, "plots": 1, "all": 1}),
+    ("eval: {tydiqa_temperature: 1.0, tydiqa_samples: 3}", {}),  # no TyDi QA task here
+    ("split: {drop_overlap: false}", {}),  # one pool: no overlap to keep
+    ("training: {max_grad_norm: null}", {"train_reference": 1, "score_shard": 1, "gather_losses": 1, "influence": 1,
+                                         "partition": 2, "train_final": 18, "self_evolving_round": 8, "evaluate": 66,
+                                         "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1, "all": 1}),
+])
+def test_an_option_reruns_the_jobs_that_read_it(workdir, overlay, jobs):
+    (workdir / "option.yaml").write_text(overlay + "\n")
+    result = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "option.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result) == jobs
+    if not jobs:
+        assert "Nothing to be done" in result.stdout + result.stderr
+    if "add_bos_token" in overlay:
+        commands = [line for line in result.stdout.splitlines() if "workflow_scripts.evaluate" in line]
+        assert len(commands) == 69 and all("--add-bos-token false" in line for line in commands)
+
+
 @pytest.mark.parametrize("run,allowed", [
     ("sft/rho0.7-per_example/seed1", "sft variants read all"),
-    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example]"),
-    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}"),
+    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example][-{score}]"),
+    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}"),
 ])
 def test_a_run_outside_the_grammar_is_refused_at_planning(workdir, run, allowed):
     result = snakemake(workdir, "--dry-run", f"results/{EXPERIMENT}/{run}/model")

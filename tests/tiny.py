@@ -78,7 +78,8 @@ def write_tiny_eval(directory: str | Path) -> Path:
 # The training options the rules always pass (the config's `training:` section), for tiny runs.
 TRAINING = {"lora_r": 4, "lora_alpha": 16, "lora_dropout": 0.1, "lora_target_modules": "all-linear",
             "learning_rate": 0.01, "lr_scheduler": "linear", "warmup_ratio": 0.03, "epochs": 1, "batch_size": 4,
-            "gradient_accumulation_steps": 1, "save_steps": 0, "seed": 1, "dtype": "float32"}
+            "gradient_accumulation_steps": 1, "save_steps": 0, "max_grad_norm": 1.0, "report_to": "none", "seed": 1,
+            "dtype": "float32"}
 
 
 FLAGS = {"shuffle": True, "bf16": False, "gradient_checkpointing": False}

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workflow_scripts import tasks
+from workflow_scripts import provenance, tasks
 from workflow_scripts.eval_sets import read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json
 
@@ -247,8 +247,9 @@ def item_scores(samples: list[dict], metric: str) -> dict[str, list] | None:
 
 
 def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, batch_size: int, dtype: str,
-                device: str, cache_dir, chat_template: bool = False) -> dict[str, Any]:
-    """Run lm-eval on one task (or tag); return the score record's task part."""
+                device: str, cache_dir, chat_template: bool = False, add_bos_token: bool | None = None) -> dict[str, Any]:
+    """Run lm-eval on one task (or tag); return the score record's task part. `add_bos_token`: None
+    leaves it to lm-eval (0.4.13: to the tokenizer, so Llama prompts get a BOS), True or False says."""
     import lm_eval
 
     extra: dict[str, Any] = {}
@@ -263,15 +264,18 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
         manager = TaskManager()
         leaves = leaf_tasks(manager, name)
         requests = [fetch_stock_task(manager, leaf) for leaf in leaves]
-    log.info("task %s (%s)%s%s; model %s on %s (%s)", task.name, source, f", limit {limit}" if limit else "",
-             ", in the model's chat template" if chat_template else "", model_dir, device, dtype)
+    log.info("task %s (%s)%s%s; model %s on %s (%s); BOS: %s", task.name, source, f", limit {limit}" if limit else "",
+             ", in the model's chat template" if chat_template else "", model_dir, device, dtype,
+             {None: "the tokenizer's choice", True: "added", False: "not added"}[add_bos_token])
+    model_args = {"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False, "local_files_only": True}
+    if add_bos_token is not None:
+        model_args["add_bos_token"] = add_bos_token
 
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
         model="hf",
         # The model is a local directory: never look it up on the Hub, whatever the source.
-        model_args={"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False,
-                    "local_files_only": True},
+        model_args=model_args,
         tasks=requests,
         task_manager=manager,
         num_fewshot=NUM_FEWSHOT,
@@ -306,6 +310,7 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
         "metrics": metrics,
         "num_fewshot": NUM_FEWSHOT,
         "chat_template": chat_template,
+        "add_bos_token": add_bos_token,
         "wall_seconds": round(wall, 3),
         **extra,
     }
@@ -322,8 +327,8 @@ def check_chat_template(model_dir: Path) -> None:
 def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", data: str | os.PathLike | None = None,
              limit: int | float | None = None, batch_size: int = 8, dtype: str = "float32",
              device: str | None = None, cache_dir: str | os.PathLike | None = None, chat_template: bool = False,
-             tydiqa_dev: str | os.PathLike | None = None,
-             tydiqa_train: str | os.PathLike | None = None) -> dict[str, Any]:
+             add_bos_token: bool | None = None, tydiqa_dev: str | os.PathLike | None = None,
+             tydiqa_train: str | os.PathLike | None = None, decoding=None) -> dict[str, Any]:
     """Score one task; return the record without the run's names (not written)."""
     import torch
     import lm_eval
@@ -338,12 +343,12 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
 
         if tydiqa_dev is None or tydiqa_train is None:
             raise InputError("task 'tydiqa' needs --tydiqa-dev and --tydiqa-train (the official GoldP v1.1 JSON files)")
-        record = evaluate_tydiqa(model_dir, tydiqa_dev, tydiqa_train, limit, batch_size, dtype, device)
+        record = evaluate_tydiqa(model_dir, tydiqa_dev, tydiqa_train, limit, batch_size, dtype, device, decoding)
     else:
         if chat_template:
             check_chat_template(model_dir)
         record = run_lm_eval(model_dir, task, source, data, limit, batch_size, dtype, device, cache_dir,
-                             chat_template)
+                             chat_template, add_bos_token)
     return {**record, "model_dir": str(model_dir), "limit": limit, "source": source,
             "lm_eval_version": lm_eval.__version__, "device": device}
 
@@ -370,6 +375,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--chat-template", action="store_true",
                         help="lm-eval tasks: put each prompt in the model's chat template (lm-eval's "
                              "apply_chat_template), as the pipeline fine-tunes; TyDi QA keeps its own protocol")
+    parser.add_argument("--add-bos-token", choices=["true", "false"], default=None,
+                        help="lm-eval tasks: prepend the BOS token (true) or not (false); default: lm-eval's "
+                             "choice (0.4.13: the tokenizer's; the paper's lm-eval added none)")
+    parser.add_argument("--tydiqa-temperature", type=float, default=0.0,
+                        help="task tydiqa: 0 decodes greedily; above 0 samples at that temperature (the authors: 1)")
+    parser.add_argument("--tydiqa-samples", type=positive_int, default=1,
+                        help="task tydiqa, sampling: answers drawn per question (the score averages them)")
+    parser.add_argument("--tydiqa-seed", type=int, default=42, help="task tydiqa, sampling: the torch seed")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--cache-dir", default=None, help="datasets cache directory (default: HF_DATASETS_CACHE)")
     return parser.parse_args(argv)
@@ -379,9 +392,13 @@ def unused_options(args: argparse.Namespace) -> list[str]:
     """Task-specific options given to a task that does not read them (a wiring mistake, most likely)."""
     task = tasks.TASKS[args.task]
     uses_data = args.source == "local" and task.protocol == "lm_eval"
+    tydiqa = task.protocol == "tydiqa"
     given = {"--data": args.data is not None and not uses_data,
              "--tydiqa-dev": args.tydiqa_dev is not None and "tydiqa_dev" not in task.files,
-             "--tydiqa-train": args.tydiqa_train is not None and "tydiqa_train" not in task.files}
+             "--tydiqa-train": args.tydiqa_train is not None and "tydiqa_train" not in task.files,
+             "--add-bos-token": args.add_bos_token is not None and tydiqa,
+             "--tydiqa-temperature": args.tydiqa_temperature != 0.0 and not tydiqa,
+             "--tydiqa-samples": args.tydiqa_samples != 1 and not tydiqa}
     return [option for option, unused in given.items() if unused]
 
 
@@ -397,10 +414,16 @@ def main(argv=None) -> dict[str, Any]:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    from workflow_scripts.tydiqa import Decoding
+
     record = evaluate(args.model_dir, args.task, args.source, args.data, limit=args.limit,
                       batch_size=args.batch_size, dtype=args.dtype, device=args.device, cache_dir=args.cache_dir,
-                      chat_template=args.chat_template, tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train)
-    record = {**record, "model": args.model_name, "data": args.data_name, "run": args.run}
+                      chat_template=args.chat_template,
+                      add_bos_token=None if args.add_bos_token is None else args.add_bos_token == "true",
+                      tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train,
+                      decoding=Decoding(args.tydiqa_temperature, args.tydiqa_samples, args.tydiqa_seed))
+    record = {**record, "model": args.model_name, "data": args.data_name, "run": args.run,
+              "provenance": provenance.record()}
     write_json(args.out, record)
     log.info("wrote %s (total wall time %.1f s)", args.out, time.perf_counter() - start)
     return record

@@ -1,10 +1,12 @@
-"""Partition the response tokens by influence: the top rho fraction positive, the rest negative.
+"""Partition the response tokens by a token score: the top rho fraction positive, the rest negative.
 
-Output results/{model}/rho{rho}/partition.parquet (`example_id`, `position`, `positive`) in the
-influence table's order, and partition.json (threshold, counts). `--scope global` (the paper)
-ranks all tokens of the data set together; `per_example` takes the top rho of each example.
-Ties are broken by table order, so the result is deterministic. Exactly round(rho * N) tokens
-are positive (per example: round(rho * n_i)).
+The score (`--score`, workflow_scripts/token_scores.py) is the paper's influence by default, or
+another computed from the influence table's losses. Output results/{data}/{model}/{partition}/
+partition.parquet (`example_id`, `position`, `positive`) in the influence table's order, and
+partition.json (score, threshold, counts). `--scope global` (the paper) ranks all tokens of the
+data set together; `per_example` takes the top rho of each example. Ties are broken by table
+order, so the result is deterministic. Exactly round(rho * N) tokens are positive (per example:
+round(rho * n_i)).
 
 `--random-seed S --tokens T` instead draws round(rho * N) positive tokens of the tokenized data
 uniformly at random (seeded): the control that asks whether the influence score matters.
@@ -18,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
+from workflow_scripts.runs import INFLUENCE, RANDOM, SCORES
+from workflow_scripts.token_scores import token_score
 from workflow_scripts.token_table import BLOCK, dictionary_codes, read_table, response_tokens
 
 log = setup_logging("partition")
@@ -133,16 +137,16 @@ def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table,
     positive = np.zeros(n, dtype=bool)
     positive[np.random.default_rng(seed).permutation(n)[: int(round(rho * n))]] = True
     out = pa.table({"example_id": keys["example_id"], "position": keys["position"], "positive": pa.array(positive)})
-    stats = {"rho": rho, "scope": "random", "seed": seed, "n_tokens": n,
+    stats = {"rho": rho, "scope": RANDOM, "score": None, "seed": seed, "n_tokens": n,
              "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()), "threshold": None}
     return out, stats
 
 
-def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Table, dict]:
+def partition(table: pa.Table, rho: float, scope: str = "global", score: str = INFLUENCE) -> tuple[pa.Table, dict]:
     check_rho(rho)
-    influence = table["influence"].to_numpy(zero_copy_only=False)
+    influence = token_score(table, score)  # `influence` below: whatever score ranks the tokens
     if len(influence) and np.isnan(influence.min()):  # min propagates NaN: no mask of every token
-        raise InputError(f"influence table has {int(np.isnan(influence).sum())} NaN values")
+        raise InputError(f"{score}: {int(np.isnan(influence).sum())} NaN values in the influence table's tokens")
     if scope == "global":
         positive, threshold = global_selection(influence, rho)
     elif scope == "per_example":
@@ -156,10 +160,11 @@ def partition(table: pa.Table, rho: float, scope: str = "global") -> tuple[pa.Ta
     stats = {
         "rho": rho,
         "scope": scope,
+        "score": score,
         "n_tokens": int(len(positive)),
         "n_positive": n_positive,
         "n_negative": int(len(positive)) - n_positive,
-        # The lowest influence still positive: tokens at or above it (ties aside) are learnt.
+        # The lowest score still positive: tokens at or above it (ties aside) are learnt.
         "threshold": threshold,
     }
     if "corrupted" in table.column_names:
@@ -178,6 +183,8 @@ def main(argv=None):
     parser.add_argument("--random-seed", type=int, help="with --tokens (required there)")
     parser.add_argument("--rho", type=float, required=True)
     parser.add_argument("--scope", choices=["global", "per_example"], help="with --influence (required there)")
+    parser.add_argument("--score", choices=SCORES, default=INFLUENCE,
+                        help="with --influence: the token score to rank by (token_scores.py)")
     parser.add_argument("--out", required=True, help="partition Parquet")
     parser.add_argument("--out-stats", required=True, help="partition JSON")
     args = parser.parse_args(argv)
@@ -189,11 +196,11 @@ def main(argv=None):
     if args.tokens:
         out, stats = random_partition(read_table(args.tokens), args.rho, args.random_seed)
     else:
-        out, stats = partition(read_table(args.influence), args.rho, args.scope)
+        out, stats = partition(read_table(args.influence), args.rho, args.scope, args.score)
     write_parquet(args.out, out)
     write_json(args.out_stats, stats)
-    log.info("rho %.3f (%s): %d positive, %d negative of %d tokens; threshold %s",
-             args.rho, stats["scope"], stats["n_positive"], stats["n_negative"], stats["n_tokens"], stats["threshold"])
+    log.info("rho %.3f (%s, %s): %d positive, %d negative of %d tokens; threshold %s",
+             args.rho, stats["scope"], stats["score"], stats["n_positive"], stats["n_negative"], stats["n_tokens"], stats["threshold"])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Figures of an experiment (PNG, matplotlib), from its summary, influence table and training logs:
 
-- scores.png: each task's score per method and variant, mean over seeds with the 95% interval
-  (Student t over seeds) as error bars where there are two or more seeds;
+- scores.png: each task's score per method and variant, mean over seeds with the 95% interval as
+  error bars: Student t over seeds where a method has two or more, else over the evaluation items;
 - influence.png: the influence histogram with each rho's threshold marked; where the data has
   injected noise, clean and corrupted tokens as two histograms;
 - training.png: positive CE, negative CE and lambda per logged step, one line per trained run.
@@ -37,14 +37,20 @@ def scores_figure(by_method: pd.DataFrame):
     metrics = [c for c in by_method.columns if c in columns]
     labels = [f"{m}\n{v}" if isinstance(v, str) and v else m for m, v in zip(by_method["method"], by_method["variant"])]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True, squeeze=False)
+    several_seeds = by_method["seeds"].to_numpy() >= 2
     for ax, metric in zip(axes[0], metrics):
-        errors = by_method[f"{metric}_ci95"].fillna(0).to_numpy()
-        ax.bar(range(len(by_method)), by_method[metric], yerr=errors, capsize=3,
+        # Over seeds where a method has two or more, else over the evaluation items (one seed has no
+        # seed interval to draw); none where neither is known.
+        items = by_method.get(f"{metric}_items_ci95", pd.Series(np.nan, index=by_method.index))
+        errors = np.where(several_seeds, by_method[f"{metric}_ci95"], items)
+        ax.bar(range(len(by_method)), by_method[metric], yerr=np.nan_to_num(errors), capsize=3,
                color=[f"C{i}" for i in range(len(by_method))])
         ax.set_xticks(range(len(by_method)), labels, rotation=60, ha="right", fontsize=7)
         ax.set_title(metric)
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("score (95% interval over seeds)")
+    which = "seeds" if several_seeds.all() else "items" if not several_seeds.any() else \
+        "seeds (2+ seeds) or items (1 seed)"
+    axes[0][0].set_ylabel(f"score (95% interval over {which})")
     return fig
 
 

@@ -222,21 +222,38 @@ def source_records(source: Source, scratch: Path) -> Iterator[tuple[str, str, di
 
 # ---------------------------------------------------------------- a whole source
 
-def load_pool(source: Source, scratch: str | Path) -> list[dict]:
+def load_pool(source: Source, scratch: str | Path, skipped: list | None = None,
+              max_skipped_fraction: float = 0.0) -> list[dict]:
     """The validated, normalized records of `source`, in its order; ids unique within it.
 
+    A bad record (one that fails validation, or repeats an earlier id) stops the load, or, given a
+    `skipped` list, is appended to it as {source, where, reason} and left out; more than
+    `max_skipped_fraction` of the source's records bad stops the load all the same. (A file that
+    is not valid JSON at all still stops it: that is no single record's fault.)
     The temporary `datasets` cache goes to `scratch` (or its nearest existing parent).
     """
-    pool, first = [], {}
+    pool, first, bad = [], {}, []
     for where, default_id, record in source_records(source, Path(scratch)):
         try:
             row = normalize(record, default_id)
+            if row["id"] in first:
+                raise ValueError(f"duplicate id {row['id']!r} (first {first_seen(first[row['id']], where)})")
         except ValueError as err:
-            raise InputError(f"{where}: {err}") from None
-        if row["id"] in first:
-            raise InputError(f"{where}: duplicate id {row['id']!r} (first {first_seen(first[row['id']], where)})")
+            if skipped is None:
+                raise InputError(f"{where}: {err}") from None
+            bad.append({"source": source.location, "where": where, "reason": str(err)})
+            continue
         first[row["id"]] = where
         pool.append(row)
+    total = len(pool) + len(bad)
+    if bad:
+        log.warning("%s: %d of %d records skipped (first: %s: %s)", source.location, len(bad), total,
+                    bad[0]["where"], bad[0]["reason"])
+        if len(bad) > max_skipped_fraction * total:
+            raise InputError(f"{source.location}: {len(bad)} of {total} records are bad, more than the "
+                             f"{max_skipped_fraction:g} share data.max_skipped_fraction allows "
+                             f"(first: {bad[0]['where']}: {bad[0]['reason']})")
+        skipped.extend(bad)
     if not pool:
         raise InputError(f"{source.location}: no records")
     return pool

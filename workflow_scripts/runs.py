@@ -6,13 +6,14 @@ options that make the method's runs different, so one label names one run and on
 label:
 
     sft            all
-    ignore         rho{rho}[-per_example]
-    forget         rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}
+    ignore         rho{rho}[-per_example][-{score}]
+    forget         rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}
     random         rho{rho}-random-{forget_loss}-{lambda_schedule}
     rho1           rho{rho}
-    self_evolving  rho{rho}-K{rounds}-{forget_loss}-{lambda_schedule}
+    self_evolving  rho{rho}[-{score}]-K{rounds}-{forget_loss}-{lambda_schedule}
 
-`rho` is written in positional notation with the fewest digits that read back to the same float
+`score` is the token score the partition ranks by (workflow_scripts/token_scores.py), written only
+when it is not the paper's influence, so the paper's runs keep their paths. `rho` is written in positional notation with the fewest digits that read back to the same float
 (0.7, 1, 0.00001), so `parse(label(run)) == run` for every value the config schema accepts and
 `label(parse(text)) == text` for every text that parses. The Snakefile, the summary, the plots and
 the tests read and write labels only through this module, and ask a run what its method needs
@@ -28,6 +29,9 @@ from decimal import Decimal
 METHODS = ("sft", "ignore", "forget", "random", "rho1", "self_evolving")
 SFT, IGNORE, FORGET, RANDOM, RHO1, SELF_EVOLVING = METHODS
 SCOPES = ("global", "per_example")
+# Token scores a partition ranks by (formulas: token_scores.py); the first is the paper's.
+SCORES = ("influence", "reference_loss", "relative_influence", "base_loss")
+INFLUENCE = SCORES[0]
 FORGET_LOSSES = ("ascent", "unlikelihood")
 LAMBDA_SCHEDULES = ("linear", "constant", "cosine")
 
@@ -49,29 +53,30 @@ _SEED = r"(?:0|[1-9][0-9]*)"
 _ROUNDS = r"[1-9][0-9]*"
 _OBJECTIVE = rf"-(?P<forget_loss>{'|'.join(FORGET_LOSSES)})-(?P<lambda_schedule>{'|'.join(LAMBDA_SCHEDULES)})"
 _SCOPE = rf"(?:-(?P<scope>{'|'.join(s for s in SCOPES if s != 'global')}))?"
+_SCORE = rf"(?:-(?P<score>{'|'.join(s for s in SCORES if s != INFLUENCE)}))?"
 
 # One anchored pattern per method's variant, built from the constants above.
 VARIANT_PATTERNS = {
     "sft": r"all",
-    "ignore": rf"rho(?P<rho>{_RHO}){_SCOPE}",
-    "forget": rf"rho(?P<rho>{_RHO}){_SCOPE}{_OBJECTIVE}",
+    "ignore": rf"rho(?P<rho>{_RHO}){_SCOPE}{_SCORE}",
+    "forget": rf"rho(?P<rho>{_RHO}){_SCOPE}{_SCORE}{_OBJECTIVE}",
     "random": rf"rho(?P<rho>{_RHO})-random{_OBJECTIVE}",
     "rho1": rf"rho(?P<rho>{_RHO})",
-    "self_evolving": rf"rho(?P<rho>{_RHO})-K(?P<rounds>{_ROUNDS}){_OBJECTIVE}",
+    "self_evolving": rf"rho(?P<rho>{_RHO}){_SCORE}-K(?P<rounds>{_ROUNDS}){_OBJECTIVE}",
 }
 # What a person reads in an error message.
 VARIANT_FORMS = {
     "sft": "all",
-    "ignore": "rho{rho}[-per_example]",
-    "forget": "rho{rho}[-per_example]-{forget_loss}-{lambda_schedule}",
+    "ignore": "rho{rho}[-per_example][-{score}]",
+    "forget": "rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}",
     "random": "rho{rho}-random-{forget_loss}-{lambda_schedule}",
     "rho1": "rho{rho}",
-    "self_evolving": "rho{rho}-K{rounds}-{forget_loss}-{lambda_schedule}",
+    "self_evolving": "rho{rho}[-{score}]-K{rounds}-{forget_loss}-{lambda_schedule}",
 }
 # The whole label `{method}/{variant}/seed{seed}`, to tell a label from other text (tests).
 RUN_PATTERN = "|".join(f"{method}/{_unnamed}/seed{_SEED}" for method, _unnamed in
                        ((m, re.sub(r"\(\?P<\w+>", "(?:", p)) for m, p in VARIANT_PATTERNS.items()))
-PARTITION_PATTERN = rf"rho{_RHO}(?:-per_example)?"
+PARTITION_PATTERN = rf"rho{_RHO}(?:-per_example)?" + re.sub(r"\(\?P<\w+>", "(?:", _SCORE)
 SEED_PATTERN = _SEED
 RHO_PATTERN = _RHO
 # Folders below an experiment or a run, as format strings whose fields are the rules' wildcards.
@@ -95,6 +100,7 @@ class Run:
     seed: int
     rho: float | None = None
     scope: str | None = None  # global | per_example (ignore, forget)
+    score: str | None = None  # the partition's token score (methods that use influence; default: influence)
     forget_loss: str | None = None  # ascent | unlikelihood (forget family)
     lambda_schedule: str | None = None  # linear | constant | cosine (forget family)
     rounds: int | None = None  # self_evolving
@@ -102,9 +108,12 @@ class Run:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods are {', '.join(METHODS)}")
+        if self.method in USES_INFLUENCE and self.score is None:
+            object.__setattr__(self, "score", INFLUENCE)
         wanted = {
             "rho": self.method != SFT,
             "scope": self.method in (IGNORE, FORGET),
+            "score": self.method in USES_INFLUENCE,
             "forget_loss": self.method in FORGET_FAMILY,
             "lambda_schedule": self.method in FORGET_FAMILY,
             "rounds": self.method in IN_ROUNDS,
@@ -112,7 +121,7 @@ class Run:
         for option, needed in wanted.items():
             if needed != (getattr(self, option) is not None):
                 raise ValueError(f"{self.method} {'needs' if needed else 'has no'} option {option!r}: {self!r}")
-        choices = {"scope": SCOPES, "forget_loss": FORGET_LOSSES, "lambda_schedule": LAMBDA_SCHEDULES}
+        choices = {"scope": SCOPES, "score": SCORES, "forget_loss": FORGET_LOSSES, "lambda_schedule": LAMBDA_SCHEDULES}
         for option, allowed in choices.items():
             value = getattr(self, option)
             if value is not None and value not in allowed:
@@ -131,6 +140,8 @@ class Run:
         text = f"rho{rho_label(self.rho)}"
         if self.scope == "per_example":
             text += "-per_example"
+        if self.score not in (None, INFLUENCE):
+            text += f"-{self.score}"
         if self.method == RANDOM:
             text += "-random"
         if self.rounds is not None:
@@ -149,7 +160,7 @@ class Run:
         if self.method == RANDOM:
             return random_partition_label(self.rho, self.seed)
         if self.method in PARTITIONED:
-            return partition_label(self.rho, self.scope)
+            return partition_label(self.rho, self.scope, self.score)
         return None
 
     @property
@@ -203,10 +214,14 @@ class Run:
                 "forget_loss": self.forget_loss, "lambda_schedule": self.lambda_schedule}
 
 
-def partition_label(rho: float, scope: str = "global") -> str:
+def partition_label(rho: float, scope: str = "global", score: str = INFLUENCE) -> str:
+    """rho{rho}[-per_example][-{score}]: the partition by a token score (influence unwritten)."""
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
-    return f"rho{rho_label(rho)}" + ("" if scope == "global" else f"-{scope}")
+    if score not in SCORES:
+        raise ValueError(f"score {score!r} is not one of {', '.join(SCORES)}")
+    return f"rho{rho_label(rho)}" + ("" if scope == "global" else f"-{scope}") + \
+        ("" if score == INFLUENCE else f"-{score}")
 
 
 def random_partition_label(rho: float, seed: int) -> str:
@@ -214,12 +229,12 @@ def random_partition_label(rho: float, seed: int) -> str:
     return RANDOM_PARTITION_DIR.format(rho=rho_label(rho), seed=seed)
 
 
-def parse_partition(text: str) -> tuple[float, str]:
-    """'rho0.7-per_example' -> (0.7, 'per_example')."""
-    match = re.fullmatch(rf"rho({_RHO})(?:-(per_example))?", text)
+def parse_partition(text: str) -> tuple[float, str, str]:
+    """'rho0.7-per_example-reference_loss' -> (0.7, 'per_example', 'reference_loss')."""
+    match = re.fullmatch(rf"rho(?P<rho>{_RHO}){_SCOPE}{_SCORE}", text)
     if not match:
-        raise ValueError(f"{text!r} is not a partition label: expected rho{{rho}}[-per_example]")
-    return float(match.group(1)), match.group(2) or "global"
+        raise ValueError(f"{text!r} is not a partition label: expected rho{{rho}}[-per_example][-{{score}}]")
+    return float(match["rho"]), match["scope"] or "global", match["score"] or INFLUENCE
 
 
 def parse_variant(method: str, variant: str) -> dict:
@@ -237,6 +252,8 @@ def parse_variant(method: str, variant: str) -> dict:
         options["rounds"] = int(options["rounds"])
     if method in (IGNORE, FORGET):
         options.setdefault("scope", "global")
+    if method in USES_INFLUENCE:
+        options.setdefault("score", INFLUENCE)
     return options
 
 
@@ -264,6 +281,7 @@ def as_list(value) -> list:
 def grid(config: dict) -> list[Run]:
     """Every run of the config's grid: methods x rho x options x seeds, in config order."""
     scopes = as_list(config["partition"]["scope"])
+    scores = as_list(config["partition"]["score"])
     objectives = [(loss, schedule) for loss in as_list(config["forget"]["forget_loss"])
                   for schedule in as_list(config["forget"]["lambda_schedule"])]
     rounds = config["self_evolving"]["rounds"]
@@ -277,15 +295,15 @@ def grid(config: dict) -> list[Run]:
                 if method == RHO1:
                     runs.append(Run(method, seed, rho))
                 elif method == IGNORE:
-                    runs += [Run(method, seed, rho, scope=s) for s in scopes]
+                    runs += [Run(method, seed, rho, scope=s, score=c) for s in scopes for c in scores]
                 elif method == FORGET:
-                    runs += [Run(method, seed, rho, scope=s, forget_loss=l, lambda_schedule=k)
-                             for s in scopes for l, k in objectives]
+                    runs += [Run(method, seed, rho, scope=s, score=c, forget_loss=l, lambda_schedule=k)
+                             for s in scopes for c in scores for l, k in objectives]
                 elif method == RANDOM:
                     runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k) for l, k in objectives]
                 else:
-                    runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k, rounds=rounds)
-                             for l, k in objectives]
+                    runs += [Run(method, seed, rho, score=c, forget_loss=l, lambda_schedule=k, rounds=rounds)
+                             for c in scores for l, k in objectives]
     return runs
 
 

@@ -2,7 +2,7 @@
 
 The training split is cut into K contiguous chunks. Round k scores chunk k under the base model
 and a reference (the original reference checkpoint for round 1, the model trained through round
-k - 1 after that), partitions its tokens by influence (global top rho within the chunk) and
+k - 1 after that), partitions its tokens by the run's token score (global top rho within the chunk; influence, the paper's, by default) and
 trains, from the previous round's model (the base model for round 1), with the forget loss.
 The last round's model is the method's checkpoint.
 
@@ -24,11 +24,11 @@ from workflow_scripts.files import InputError, run_main, setup_logging, write_js
 from workflow_scripts.influence import influence_table
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.partition import partition
-from workflow_scripts.runs import SELF_EVOLVING
+from workflow_scripts.runs import SCORES, SELF_EVOLVING
 from workflow_scripts.score_tokens import loss_table
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
-                                       train_config_from_args)
+from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, tracker_settings,
+                                       train, train_config_from_args)
 
 log = setup_logging(Path(__file__).stem)
 
@@ -50,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--round", type=int, required=True, help="1-based round")
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--rho", type=float, required=True)
+    parser.add_argument("--score", choices=SCORES, required=True, help="the token score the partition ranks by")
     add_objective_arguments(parser)
     parser.add_argument("--max-batch-tokens", type=int, required=True, help="padded tokens per scoring pass")
     parser.add_argument("--out", required=True, help="round directory")
@@ -70,7 +71,7 @@ def main(argv=None):
     base = loss_table(args.base_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
     reference = loss_table(args.reference_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
     influence = influence_table(chunk, base, reference)
-    positive, stats = partition(influence, args.rho)
+    positive, stats = partition(influence, args.rho, score=args.score)
     out = Path(args.out)
     if int(os.environ.get("RANK", "0")) == 0:
         write_parquet(out / "influence.parquet", influence)
@@ -79,7 +80,7 @@ def main(argv=None):
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
     train(args.start_model, chunk, positive, objective_from_args(args, SELF_EVOLVING), train_config_from_args(args),
-          str(out / "model"), args.out_log, args.work_dir)
+          str(out / "model"), args.out_log, args.work_dir, **tracker_settings(args))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 Either one pool is split (`--pool`: reference = the first `--reference-size` of a seeded
 permutation, train = the next `--train-size`, default the rest), or the two subsets are given
 (`--reference-pool`, `--train-pool`, as prepare_data wrote them), each optionally capped to its size
-by the same seeded choice. Given subsets must be disjoint by id: records of the training source
-whose id is also in the reference source are dropped from training (the reference model has
-seen them, so their influence would be inflated), counted in the log and in split.json.
+by the same seeded choice. Records of the training source whose id is also in the reference
+source are counted (log, split.json) and, with `--drop-overlap`, dropped from training: the
+reference model has seen them, so their influence would be inflated. `--no-drop-overlap` keeps
+them, as the authors' scripts do (they never compare the two files).
 
 `--noise-scope pool` keeps every recorded corruption (the embedded pool corrupts a share of the
 answers); `train` restores the reference subset's answers from their `corrupted_span` (clean
@@ -66,15 +67,17 @@ def read_subset(path: str) -> list[tuple[str, dict]]:
     return rows
 
 
-def drop_overlap(reference: list[tuple[str, dict]], train: list[tuple[str, dict]]):
-    """The training rows whose id is not a reference id, and the ids dropped."""
+def overlap(reference: list[tuple[str, dict]], train: list[tuple[str, dict]], drop: bool):
+    """(the training rows, less those whose id is a reference id when `drop`; the overlapping ids)."""
     reference_ids = {record["id"] for _, record in reference}
-    kept = [(where, record) for where, record in train if record["id"] not in reference_ids]
-    dropped = [record["id"] for _, record in train if record["id"] in reference_ids]
-    if dropped:
-        log.warning("%d training records share an id with the reference subset and are dropped from training "
-                    "(first: %s)", len(dropped), ", ".join(map(repr, dropped[:5])))
-    return kept, dropped
+    shared = [record["id"] for _, record in train if record["id"] in reference_ids]
+    if shared:
+        log.warning("%d training records share an id with the reference subset%s (first: %s)", len(shared),
+                    " and are dropped from training" if drop else "; kept (--no-drop-overlap)",
+                    ", ".join(map(repr, shared[:5])))
+    if drop:
+        train = [(where, record) for where, record in train if record["id"] not in reference_ids]
+    return train, shared
 
 
 # ---------------------------------------------------------------- noise scope
@@ -98,9 +101,9 @@ def restore(where: str, record: dict) -> dict:
     return {**record, "messages": messages, "corrupted": False, "corrupted_span": None}
 
 
-def summary(args, inputs: dict, reference: list[dict], train: list[dict], restored: int, dropped: list) -> dict:
+def summary(args, inputs: dict, reference: list[dict], train: list[dict], restored: int, shared: list) -> dict:
     return {"noise_scope": args.noise_scope, "seed": args.seed, "inputs": inputs,
-            "overlap_dropped_from_train": len(dropped),
+            "overlap": {"ids": len(shared), "dropped_from_train": bool(args.drop_overlap and shared)},
             "reference": {"rows": len(reference), "corrupted": sum(bool(r.get("corrupted")) for r in reference),
                           "restored": restored},
             "train": {"rows": len(train), "corrupted": sum(bool(r.get("corrupted")) for r in train)}}
@@ -118,6 +121,9 @@ def parse_args(argv):
     parser.add_argument("--train-size", type=int,
                         help="--pool: default the rest of the pool; given subsets: cap (default: all of it)")
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--drop-overlap", action=argparse.BooleanOptionalAction, default=None,
+                        help="given subsets (required there): drop training records whose id is a reference id "
+                             "(--no-drop-overlap: keep them)")
     parser.add_argument("--noise-scope", choices=["pool", "train"], required=True,
                         help="pool: both subsets keep their recorded noise; train: the reference subset is restored")
     parser.add_argument("--out-reference", required=True)
@@ -129,27 +135,30 @@ def parse_args(argv):
         raise InputError("give either --pool or both --reference-pool and --train-pool")
     if args.pool is not None and args.reference_size is None:
         raise InputError("--pool needs --reference-size")
+    if args.pool is None and args.drop_overlap is None:
+        raise InputError("--reference-pool and --train-pool need --drop-overlap or --no-drop-overlap")
     return args
 
 
 def choose(args):
-    """(reference rows, train rows, inputs for the summary, dropped overlapping ids) as (where, record)."""
+    """(reference rows, train rows, inputs for the summary, overlapping ids) as (where, record)."""
     if args.pool is not None:
         pool = read_subset(args.pool)
         reference, train = split_indices(len(pool), args.reference_size, args.train_size, args.seed)
         return [pool[i] for i in reference], [pool[i] for i in train], {"pool": len(pool)}, []
     reference_pool, train_pool = read_subset(args.reference_pool), read_subset(args.train_pool)
-    train_pool, dropped = drop_overlap(reference_pool, train_pool)
+    n_train = len(train_pool)
+    train_pool, shared = overlap(reference_pool, train_pool, args.drop_overlap)
     reference = cap_indices(len(reference_pool), args.reference_size, args.seed, f"{args.reference_pool} (reference)")
-    train = cap_indices(len(train_pool), args.train_size, args.seed,
-                        f"{args.train_pool} (training, after dropping {len(dropped)} reference ids)")
-    inputs = {"reference_pool": len(reference_pool), "train_pool": len(train_pool) + len(dropped)}
-    return [reference_pool[i] for i in reference], [train_pool[i] for i in train], inputs, dropped
+    dropped = f", after dropping {len(shared)} reference ids" if args.drop_overlap and shared else ""
+    train = cap_indices(len(train_pool), args.train_size, args.seed, f"{args.train_pool} (training{dropped})")
+    inputs = {"reference_pool": len(reference_pool), "train_pool": n_train}
+    return [reference_pool[i] for i in reference], [train_pool[i] for i in train], inputs, shared
 
 
 def main(argv=None):
     args = parse_args(argv)
-    reference, train, inputs, dropped = choose(args)
+    reference, train, inputs, shared = choose(args)
     restored = 0
     reference_rows = [record for _, record in reference]
     if args.noise_scope == "train":
@@ -159,7 +168,7 @@ def main(argv=None):
 
     write_jsonl(args.out_reference, reference_rows)
     write_jsonl(args.out_train, train_rows)
-    stats = summary(args, inputs, reference_rows, train_rows, restored, dropped)
+    stats = summary(args, inputs, reference_rows, train_rows, restored, shared)
     write_json(args.out_summary, stats)
     log.info("%s -> reference %d (%d corrupted, %d restored), train %d (%d corrupted); noise scope %s, seed %d",
              inputs, len(reference_rows), stats["reference"]["corrupted"], restored, len(train_rows),

@@ -50,12 +50,16 @@ def read_scores(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def summary_table(long: pd.DataFrame) -> pd.DataFrame:
+def summary_table(long: pd.DataFrame, report_only: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per checkpoint, a column per task_metric and `mean`, the headline: the mean of the
+    tasks, those in `report_only` (task names) left out of it and placed after it."""
     table = long.pivot_table(index=["model", "method", "variant", "seed"], columns="metric",
                              values="score", aggfunc="first").reset_index()
     table.columns.name = None
-    metrics = sorted(long["metric"].unique())
-    table["mean"] = table[metrics].mean(axis=1)
+    shown = set(long[long["task"].isin(report_only)]["metric"])
+    metrics = sorted(set(long["metric"]) - shown)
+    table = table[["model", "method", "variant", "seed", *metrics, *sorted(shown)]]
+    table.insert(4 + len(metrics), "mean", table[metrics].mean(axis=1))
     table["_order"] = table["method"].map(METHOD_ORDER).fillna(len(METHOD_ORDER))
     return table.sort_values(["model", "_order", "variant", "seed"]).drop(columns="_order").reset_index(drop=True)
 
@@ -80,28 +84,44 @@ def item_paired_deltas(long: pd.DataFrame) -> dict:
             ["model", "method", "variant"], sort=False):
         halves = {}
         for metric, rows in group.groupby("metric", sort=False):
-            reference = sft[(sft["model"] == model) & (sft["metric"] == metric)]
-            halves[metric] = _item_half_width(list(rows["items"]), list(reference["items"]))
-        values = list(halves.values())
-        halves["mean"] = math.sqrt(sum(h * h for h in values)) / len(values) if values else math.nan
-        out[(model, method, variant)] = halves
+            reference = list(sft[(sft["model"] == model) & (sft["metric"] == metric)]["items"])
+            halves[metric] = _item_half_width(list(rows["items"]), reference) if reference else math.nan
+        out[(model, method, variant)] = _with_mean(halves)
     return out
 
 
-def _item_half_width(runs_items: list, sft_items: list) -> float:
-    everything = runs_items + sft_items
-    if not runs_items or not sft_items or any(items is None for items in everything):
+def item_intervals(long: pd.DataFrame) -> dict:
+    """The 95% interval half-width of each method's own score over the evaluation items: per item,
+    the mean over seeds; Student t over the items. With one seed this is the only interval there
+    is; `mean` combines the tasks as `item_paired_deltas` does."""
+    return {key: _with_mean({metric: _item_half_width(list(rows["items"]))
+                             for metric, rows in group.groupby("metric", sort=False)})
+            for key, group in long.groupby(["model", "method", "variant"], sort=False)}
+
+
+def _with_mean(halves: dict) -> dict:
+    values = list(halves.values())
+    return {**halves, "mean": math.sqrt(sum(h * h for h in values)) / len(values) if values else math.nan}
+
+
+def _item_half_width(runs_items: list, sft_items: list = ()) -> float:
+    """Student t half-width over the items of (mean over runs) - (mean over sft, if given)."""
+    everything = [*runs_items, *sft_items]
+    if not runs_items or any(items is None for items in everything):
         return math.nan
     index = everything[0].index
     if any(not items.index.equals(index) for items in everything):
         return math.nan
-    diff = pd.concat(runs_items, axis=1).mean(axis=1) - pd.concat(sft_items, axis=1).mean(axis=1)
-    n = len(diff)
-    return stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+    values = pd.concat(runs_items, axis=1).mean(axis=1)
+    if sft_items:
+        values = values - pd.concat(list(sft_items), axis=1).mean(axis=1)
+    n = len(values)
+    return stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
 
 
 def by_method(table: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Mean over seeds per model, method and variant; std, 95% t-interval half-width, delta to sft."""
+    """Mean over seeds per model, method and variant; std and 95% t-interval half-width over seeds
+    and over items; the difference to sft with its intervals paired by seed and by item."""
     columns = score_columns(table)
     rows = []
     for (model, method, variant), group in table.groupby(["model", "method", "variant"], sort=False):
@@ -122,6 +142,10 @@ def by_method(table: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataF
     for column in columns:
         summary[f"{column}_delta_sft_ci95"] = [paired.get((r.model, r.method, r.variant), {}).get(column, math.nan)
                                               for r in summary.itertuples()]
+    own = item_intervals(long) if long is not None else {}
+    for column in columns:
+        summary[f"{column}_items_ci95"] = [own.get((r.model, r.method, r.variant), {}).get(column, math.nan)
+                                           for r in summary.itertuples()]
     by_item = item_paired_deltas(long) if long is not None else {}
     for column in columns:
         summary[f"{column}_delta_sft_items_ci95"] = [

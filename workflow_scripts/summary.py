@@ -102,32 +102,82 @@ def timing_markdown(table: pd.DataFrame) -> list[str]:
             "", *markdown_table(["rule", "jobs", "total s", "slowest s", "peak MB"], rows, 1), ""]
 
 
+def provenance_markdown(results: dict[str, dict | None]) -> list[str]:
+    """Which code and config made the results (path -> its `provenance`): one row per commit and
+    config, with the hosts and devices; a warning when the table mixes several."""
+    groups: dict[tuple, list] = {}
+    for path, record in results.items():
+        record = record or {}
+        key = (record.get("commit", "unknown"), record.get("dirty"), record.get("config_sha", "unknown"))
+        groups.setdefault(key, []).append((path, record))
+    rows = []
+    for (commit, dirty, sha), members in groups.items():
+        devices = sorted({f"{r['devices']['count']} x {', '.join(sorted(set(r['devices']['names'])))}"
+                          if r.get("devices", {}).get("kind") == "cuda" else "CPU" for _, r in members if r})
+        hosts = sorted({r.get("host", "?") for _, r in members if r})
+        rows.append([commit[:12] if commit else "unknown", {True: "yes", False: "no"}.get(dirty, "unknown"), sha,
+                     str(len(members)), ", ".join(hosts) or "unknown", ", ".join(devices) or "unknown"])
+    lines = ["## Provenance", "",
+             "The code and config that made each result (the training logs and score JSONs record it, with the",
+             "package versions; the experiment's configs/{config_sha}.yaml holds each config).", ""]
+    if len(groups) > 1:
+        lines += [f"**Warning: these results were made by {len(groups)} different commits or configs**; the "
+                  "rows below say which made how many (see each file's `provenance`).", ""]
+    return lines + markdown_table(["commit", "dirty", "config", "results", "hosts", "devices"], rows, 3) + [""]
+
+
+def read_provenance(paths: list[str]) -> dict[str, dict | None]:
+    return {path: json.loads(Path(path).read_text()).get("provenance") for path in paths}
+
+
+def data_markdown(split_path: str | None, skipped_path: str | None) -> list[str]:
+    """What the data setting left out: records skipped as bad (prepare_data) and training records
+    that share an id with the reference subset (split), each counted, where they are listed."""
+    lines = []
+    if split_path:
+        split = json.loads(Path(split_path).read_text())
+        overlap = split.get("overlap", {})
+        lines.append(f"- Reference and training subsets: {split['reference']['rows']} and {split['train']['rows']} "
+                     f"records; {overlap.get('ids', 0)} training ids are also reference ids"
+                     + (", dropped from training" if overlap.get("dropped_from_train") else
+                        ", kept in training" if overlap.get("ids") else "") + f" (`{split_path}`).")
+    if skipped_path:
+        skipped = Path(skipped_path).read_text().splitlines()
+        lines.append(f"- Bad records skipped by `data.bad_records: skip`: {len(skipped)}"
+                     + (f", each listed in `{skipped_path}`." if skipped else "."))
+    return ["## Data", "", *lines, ""] if lines else []
+
+
 def noise_audit_markdown(path: str | None) -> list[str]:
-    """The noise audit's headline: does low influence find the corrupted tokens, and does each
-    partition's negative set hold them (workflow_scripts/noise_audit.py)?"""
-    if not path:
-        return []
-    audit = json.loads(Path(path).read_text())
+    """The noise audit read from its JSON (workflow_scripts/noise_audit.py)."""
+    return audit_markdown(json.loads(Path(path).read_text()), heading="## Noise audit") if path else []
+
+
+def audit_markdown(audit: dict, heading: str) -> list[str]:
+    """Does a low token score find the corrupted tokens, per stratum and token set, and does each
+    partition's negative set hold them? The summary's section and the study's tables alike."""
     if audit.get("note"):
-        return ["## Noise audit", "", audit["note"], ""]
+        return [heading, "", audit["note"], ""]
 
     def number(value, digits=3):
         return "" if value is None else f"{value:.{digits}f}"
 
-    separation = [[scope, str(audit[scope]["n_tokens"]), str(audit[scope]["n_corrupted"]), number(audit[scope]["auroc"]),
-                   number(audit[scope]["mean_influence_corrupted"]), number(audit[scope]["mean_influence_clean"])]
-                  for scope in ("all", "answer")]
-    partitions = [[label, str(p["n_negative"]), str(p["n_corrupted_negative"]), number(p["precision"]),
-                   number(p["chance_precision"]), number(p["recall"]), number(p["chance_recall"])]
-                  for label, p in audit["partitions"].items()]
-    return ["## Noise audit", "",
-            "AUROC of low influence at finding the corrupted response tokens (0.5 = chance), over all response",
-            "tokens and over answer tokens (no special or whitespace-only tokens); then, per partition, the",
-            "precision and recall of its negative set against the corrupted tokens, beside a random partition's.", "",
-            *markdown_table(["tokens", "n", "corrupted", "AUROC", "mean influence corrupted", "mean influence clean"],
-                            separation, 1), "",
-            *(markdown_table(["partition", "negatives", "corrupted negatives", "precision", "chance", "recall",
-                              "chance"], partitions, 1) if partitions else []), ""]
+    scores = list(audit["scores"])
+    separation = [[stratum, tokens, str(s["n_tokens"]), str(s["n_corrupted"]), *(number(s["auroc"][k]) for k in scores)]
+                  for stratum, sets in audit["strata"].items() for tokens, s in sets.items()]
+    partitions = [[label, stratum, str(p["n_negative"]), str(p["n_corrupted_negative"]),
+                   f"{number(p['precision'])} ({number(p['chance_precision'])})",
+                   f"{number(p['recall'])} ({number(p['chance_recall'])})"]
+                  for label, strata in audit["partitions"].items() for stratum, p in strata.items()]
+    return [heading, "",
+            "AUROC of a low token score at finding the corrupted tokens (0.5 = chance, below it inverted), per",
+            "stratum (`all` pools the pool sources) over all response tokens and over answer tokens (no special",
+            "or whitespace-only tokens); the scores: " + "; ".join(f"`{k}` = {v}" for k, v in audit["scores"].items()) + ".",
+            "Then, per partition, the precision and recall of its negative set against the corrupted tokens,",
+            "a random partition's in brackets.", "",
+            *markdown_table(["stratum", "tokens", "n", "corrupted", *(f"AUROC {k}" for k in scores)], separation, 2), "",
+            *(markdown_table(["partition", "stratum", "negatives", "corrupted negatives", "precision (chance)",
+                              "recall (chance)"], partitions, 2) if partitions else []), ""]
 
 
 def main(argv=None):
@@ -136,6 +186,11 @@ def main(argv=None):
     parser.add_argument("--timing-dirs", nargs="*", default=[],
                         help="folders of Snakemake's benchmark files, {rule}[/...].tsv")
     parser.add_argument("--noise-audit", default=None, help="noise_audit.json, where the experiment has one")
+    parser.add_argument("--report-only", nargs="*", default=[],
+                        help="tasks shown beside the others but left out of the headline mean")
+    parser.add_argument("--split-summary", default=None, help="the data setting's split.json (its overlap)")
+    parser.add_argument("--skipped", default=None, help="skipped_records.jsonl of prepare_data (bad records left out)")
+    parser.add_argument("--training-logs", nargs="*", default=[], help="training logs (their provenance)")
     parser.add_argument("--out-csv", required=True, help="one row per checkpoint")
     parser.add_argument("--out-by-method", required=True, help="one row per model, method and variant")
     parser.add_argument("--out-timings", required=True, help="one row per job: wall time, memory, CPU time")
@@ -143,7 +198,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     long = read_scores([Path(p) for p in args.scores])
-    table = summary_table(long)
+    table = summary_table(long, tuple(args.report_only))
     summary = by_method(table, long)
     timings = timing_table(args.timing_dirs)
     with atomic_path(args.out_csv) as tmp:
@@ -153,7 +208,8 @@ def main(argv=None):
     with atomic_path(args.out_timings) as tmp:
         timings.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(args.out_md) as tmp:
-        sections = noise_audit_markdown(args.noise_audit) + timing_markdown(timings)
+        sections = data_markdown(args.split_summary, args.skipped) + noise_audit_markdown(args.noise_audit) + \
+            provenance_markdown(read_provenance([*args.training_logs, *args.scores])) + timing_markdown(timings)
         Path(tmp).write_text(to_markdown(table, summary) + "\n" + "\n".join(sections), encoding="utf-8")
     log.info("%d checkpoints x %d tasks -> %s; %d timed jobs", len(table), len(table.columns) - 5,
              args.out_csv, len(timings))

@@ -69,8 +69,8 @@ def render(tokens, influence, partition, tokenizer, n_examples: int, stats: dict
                 continue
             i = at[position]
             classes = "tok" + ("" if positive[i] else " neg") + (" noisy" if corrupted[i] else "")
-            title = (f"influence {values[i]:+.3f} = {influence['loss_base'][i].as_py():.3f} (base) - "
-                     f"{influence['loss_ref'][i].as_py():.3f} (reference); {'positive' if positive[i] else 'negative'}")
+            title = (f"influence {values[i]:+.2f} = {influence['loss_base'][i].as_py():.2f} (base) - "
+                     f"{influence['loss_ref'][i].as_py():.2f} (reference); {'positive' if positive[i] else 'negative'}")
             spans.append(f'<span class="{classes}" style="background:{colour(values[i], scale)}" '
                          f'title="{html.escape(title)}">{html.escape(tokenizer.decode([token]))}</span>')
         noisy = " · answer corrupted" if corrupted[list(at.values())].any() else ""
@@ -80,8 +80,10 @@ def render(tokens, influence, partition, tokenizer, n_examples: int, stats: dict
     legend = (f'<p class="legend"><span class="tok" style="background:{colour(scale, scale)}">high influence</span>'
               f'<span class="tok" style="background:{colour(-scale, scale)}">low influence</span>'
               '<span class="tok neg">negative (forgotten)</span><span class="tok noisy">injected noise</span></p>')
-    summary = (f"rho {stats.get('rho')}: {stats.get('n_positive')} positive and {stats.get('n_negative')} negative of "
-               f"{stats.get('n_tokens')} response tokens; threshold {stats.get('threshold')}")
+    threshold = stats.get("threshold")
+    summary = (f"rho {stats.get('rho')}, ranked by {stats.get('score') or 'influence'}: {stats.get('n_positive')} "
+               f"positive and {stats.get('n_negative')} negative of {stats.get('n_tokens')} response tokens; "
+               f"threshold {'none' if threshold is None else f'{threshold:.2f}'}")
     if "n_corrupted" in stats:
         summary += f"; {stats['n_corrupted_negative']} of {stats['n_corrupted']} corrupted tokens are negative"
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Token influence</title>"

@@ -14,8 +14,8 @@ from workflow_scripts import runs
 from workflow_scripts.files import InputError, run_main
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, train,
-                                       train_config_from_args)
+from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, tracker_settings,
+                                       train, train_config_from_args)
 
 METHODS = tuple(m for m in runs.METHODS if m not in runs.IN_ROUNDS)  # those in rounds: self_evolving.py
 
@@ -44,7 +44,8 @@ def main(argv=None):
     reference_losses = read_table(args.reference_losses) if selective else None
     objective = objective_from_args(args, args.method, keep=args.keep)
     train(args.model_dir, read_table(args.tokens), partition, objective,
-          train_config_from_args(args), args.out, args.out_log, args.work_dir, reference_losses)
+          train_config_from_args(args), args.out, args.out_log, args.work_dir, reference_losses,
+          **tracker_settings(args))
 
 
 if __name__ == "__main__":

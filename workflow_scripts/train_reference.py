@@ -11,7 +11,7 @@ from workflow_scripts.modeling import set_threads
 from workflow_scripts.objective import Objective
 from workflow_scripts.runs import SFT
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import add_train_arguments, train, train_config_from_args
+from workflow_scripts.training import add_train_arguments, tracker_settings, train, train_config_from_args
 
 
 def main(argv=None):
@@ -24,7 +24,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     set_threads(args.threads)
     train(args.model_dir, read_table(args.tokens), None, Objective(method=SFT),
-          train_config_from_args(args), args.out, args.out_log, args.work_dir)
+          train_config_from_args(args), args.out, args.out_log, args.work_dir, **tracker_settings(args))
 
 
 if __name__ == "__main__":

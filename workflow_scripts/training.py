@@ -9,11 +9,19 @@ differs is the objective and the per-token columns that travel with each batch:
 - rho1: CE on the batch's top-rho tokens by excess loss over the reference model (Rho-1).
 The columns are built once, vectorised, from the partition or loss Parquet, and are padded with
 the batch like the labels.
+
+Life on a cluster: `--report-to` sends the per-step log to TensorBoard, W&B or MLflow through the
+trainer's own integrations (the run named by its label, grouped by experiment, local files under
+`--tracker-dir`); SLURM's warning before the time limit (SIGUSR1, which the SLURM profile asks
+for) or a SIGTERM makes the job save the trainer state at the end of the step in progress and exit
+with RESUMABLE_EXIT, so that Snakemake's retry resumes from that checkpoint.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from workflow_scripts import provenance
 from workflow_scripts.files import InputError, atomic_path, setup_logging, write_json
 from workflow_scripts.objective import Objective, forgetting_loss_at, next_token_positions, selective_loss_at
 from workflow_scripts.modeling import load_causal_lm, pad_batch
@@ -31,6 +40,9 @@ from workflow_scripts.runs import FORGET_FAMILY, FORGET_LOSSES, LAMBDA_SCHEDULES
 from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
 
 log = setup_logging("training")
+
+RESUMABLE_EXIT = 75  # EX_TEMPFAIL: stopped on a signal with its state saved; a rerun resumes
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -48,14 +60,15 @@ class TrainConfig:
     epochs: float
     batch_size: int
     gradient_accumulation_steps: int
-    save_steps: int  # checkpoint the trainer state every N steps (0: never); a rerun resumes from it
+    save_steps: str  # checkpoint the trainer state every N steps (0: never; auto: see save_interval)
+    max_grad_norm: float | None  # clip the gradient norm at this value; None: never (the authors)
+    report_to: str  # none | tensorboard | wandb | mlflow
     shuffle: bool  # the trainer's seeded shuffle (else the file's order, as the authors trained)
     bf16: bool  # mixed precision (autocast); `dtype` is the dtype the weights are loaded in
     gradient_checkpointing: bool
     seed: int
     dtype: str
     weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     logging_steps: int = 1
     deepspeed: str = ""  # a DeepSpeed config file, for multi-GPU jobs under `accelerate launch`
 
@@ -96,6 +109,27 @@ class MaskCollator:
         batch = pad_batch(rows, self.pad_id, columns)
         batch["positive"], batch["negative"] = batch["positive"].bool(), batch["negative"].bool()
         return batch
+
+
+class StopOnSignal(TrainerCallback):
+    """On SIGUSR1 or SIGTERM: save the trainer state at the end of the step in progress and stop."""
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+    def __init__(self):
+        self.received = None
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._note)
+
+    def _note(self, signum, frame):
+        self.received = signal.Signals(signum).name
+        log.warning("received %s: saving a checkpoint at the end of this step, then stopping", self.received)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
 
 
 class ForgettingTrainer(Trainer):
@@ -145,13 +179,36 @@ def add_train_arguments(parser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, required=field.default is MISSING,
                                 default=None if field.default is MISSING else field.default)
         else:
-            kind = {"int": int, "float": float}.get(field.type, str)
+            kind = {"int": int, "float": float, "float | None": optional_float}.get(field.type, str)
             if field.default is MISSING:
                 parser.add_argument(flag, type=kind, required=True)
             else:
                 parser.add_argument(flag, type=kind, default=field.default)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--out-log", required=True, help="training log JSON (steps, losses, lambda)")
+    parser.add_argument("--run-name", default=None, help="the run's name in the tracker (its label)")
+    parser.add_argument("--experiment-name", default=None, help="the tracker's group: the experiment")
+    parser.add_argument("--tracker-dir", default=None, help="the tracker's local files (TensorBoard events, ...)")
+
+
+SLURM_SAVE_STEPS = 200
+
+
+def save_interval(save_steps: str | int) -> int:
+    """Steps between checkpoints: a number as given; `auto`, every SLURM_SAVE_STEPS steps inside a
+    SLURM job (a node lost without warning costs at most that many) and never elsewhere (a
+    laptop run is short, and a signal still saves the state)."""
+    if str(save_steps) == "auto":
+        return SLURM_SAVE_STEPS if os.environ.get("SLURM_JOB_ID") else 0
+    value = int(save_steps)
+    if value < 0:
+        raise InputError(f"--save-steps must be >= 0 or auto, got {save_steps}")
+    return value
+
+
+def optional_float(text: str) -> float | None:
+    """A number, or `none` for an option the config may set to null."""
+    return None if text.lower() == "none" else float(text)
 
 
 def add_objective_arguments(parser) -> None:
@@ -175,7 +232,33 @@ def objective_from_args(args, method: str, keep: float | None = None) -> Objecti
 
 
 def train_config_from_args(args) -> TrainConfig:
-    return TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
+    config = TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
+    if config.report_to not in TRACKERS:
+        raise InputError(f"--report-to {config.report_to!r}: trackers are {', '.join(TRACKERS)}")
+    if config.report_to != "none" and not (args.run_name and args.tracker_dir):
+        raise InputError(f"--report-to {config.report_to} needs --run-name and --tracker-dir")
+    return config
+
+
+def tracker_settings(args) -> dict:
+    """What train() names the run, groups it under and writes tracker files to."""
+    return {"run_name": args.run_name, "experiment": args.experiment_name, "tracker_dir": args.tracker_dir}
+
+
+def point_trackers(report_to: str, run_name: str, experiment: str | None, tracker_dir: str) -> None:
+    """The integrations read these variables; a user's own settings (a W&B project, an MLflow
+    server) win over the defaults here."""
+    if report_to == "tensorboard":
+        os.environ["TENSORBOARD_LOGGING_DIR"] = tracker_dir
+    elif report_to == "wandb":
+        os.environ.setdefault("WANDB_DIR", tracker_dir)
+        if experiment:
+            os.environ.setdefault("WANDB_RUN_GROUP", experiment)
+    elif report_to == "mlflow":
+        os.environ.setdefault("MLFLOW_TRACKING_URI", f"file:{Path(tracker_dir).resolve() / 'mlruns'}")
+        if experiment:
+            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", experiment)
+    Path(tracker_dir).mkdir(parents=True, exist_ok=True)
 
 
 def resumable_checkpoint(work_dir: str, run: dict) -> str | None:
@@ -200,9 +283,11 @@ def resumable_checkpoint(work_dir: str, run: dict) -> str | None:
 
 def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
           config: TrainConfig, out_dir: str, out_log: str, work_dir: str,
-          reference_losses: pa.Table | None = None) -> dict:
+          reference_losses: pa.Table | None = None, run_name: str | None = None, experiment: str | None = None,
+          tracker_dir: str | None = None) -> dict:
     """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir` and the
-    training log (per-step losses, lambda, token counts) to `out_log`."""
+    training log (per-step losses, lambda, token counts) to `out_log`. A signal (StopOnSignal)
+    ends the job with RESUMABLE_EXIT after saving the trainer state in `work_dir`."""
     from peft import LoraConfig, get_peft_model
 
     set_seed(config.seed)  # the LoRA initialisation, identical across methods for one seed
@@ -223,7 +308,7 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
         warmup_steps=config.warmup_ratio,  # a float < 1 is a fraction of the total steps
         num_train_epochs=config.epochs,
         weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
+        max_grad_norm=0.0 if config.max_grad_norm is None else config.max_grad_norm,  # 0: the trainer never clips
         logging_steps=config.logging_steps,
         seed=config.seed,
         data_seed=config.seed,  # same data order for every method of one seed
@@ -234,23 +319,32 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         deepspeed=config.deepspeed or None,
         use_cpu=not torch.cuda.is_available(),
-        save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
+        save_strategy="steps" if save_interval(config.save_steps) else "no",
+        save_steps=save_interval(config.save_steps) or 500,
         save_total_limit=1,
-        report_to=[],
+        report_to=[] if config.report_to == "none" else [config.report_to],
+        run_name=run_name,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
+    if config.report_to != "none":
+        point_trackers(config.report_to, run_name, experiment, tracker_dir)
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    stop = StopOnSignal()
     trainer = ForgettingTrainer(model=model, args=args, train_dataset=dataset,
-                                data_collator=MaskCollator(pad_id), objective=objective)
+                                data_collator=MaskCollator(pad_id), objective=objective, callbacks=[stop])
     resume = resumable_checkpoint(work_dir, {"model": model_dir, "objective": objective.__dict__,
                                              "config": config.__dict__, "examples": len(dataset)})
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
+    if stop.received:
+        log.warning("stopped on %s at step %d of %d with the trainer state saved in %s; exiting %d so that a rerun "
+                    "(Snakemake's retry) resumes from it", stop.received, trainer.state.global_step,
+                    trainer.state.max_steps, work_dir, RESUMABLE_EXIT)
+        raise SystemExit(RESUMABLE_EXIT)
     log.info("trained %s for %d steps in %.0f s (final train loss %.4f)", objective.method,
              trainer.state.global_step, time.time() - start, result.training_loss)
 
@@ -262,7 +356,8 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
         tokenizer.save_pretrained(tmp)
     summary = {"method": objective.method, "objective": objective.__dict__, "config": config.__dict__,
                "steps": trainer.state.global_step, "examples": len(dataset),
-               "train_loss": result.training_loss, "log_history": trainer.state.log_history}
+               "train_loss": result.training_loss, "log_history": trainer.state.log_history,
+               "provenance": provenance.record(config.seed)}
     write_json(out_log, summary)
     shutil.rmtree(work_dir, ignore_errors=True)  # the checkpoints are no longer needed
     return summary

@@ -13,13 +13,17 @@ Protocol (open-instruct's defaults, the paper's setting):
 - Prompt, no chat format, in each language's own wording (open-instruct's table):
   "{instruction}\\n\\n{Passage:} {demo context}\\n{Question:} {demo question}\\n{Answer:} {demo answer}"
   "\\n\\n{Passage:} {context}\\n{Question:} {question}\\n{Answer:}".
-- Greedy generation of at most 50 new tokens, cut at the first newline, stripped.
+- At most 50 new tokens, cut at the first newline, stripped; greedy by default, or sampled (`Decoding`).
 - Score: SQuAD v1.1 F1 (max over the gold answers) x 100, averaged per language; the headline is
   the unweighted mean over the languages. Exact match is reported the same way.
 
+Decoding (`Decoding`): greedy by default, so a score is a deterministic function of the
+checkpoint; or sampling at a temperature with a torch seed and any number of samples per question,
+the score their mean. The authors sampled once at temperature 1 (vLLM): one sample at temperature 1
+is their protocol (not their draws: another sampler and seed); more samples measure what one
+sample's score owes to chance (`f1_per_sample`, `item_f1_spread`).
+
 Differences from open-instruct, on purpose:
-- The authors generated at temperature 1 (sampling); this module decodes greedily, so a score is
-  a deterministic function of the checkpoint.
 - open-instruct counts the 512 context tokens with `tokenizer.encode(context)`, which for
   tokenizers that add a BOS token keeps 511 text tokens and puts the BOS text at the start of the
   cut context. Here the 512 tokens are text tokens only (no special tokens).
@@ -41,6 +45,7 @@ import statistics
 import string
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -264,29 +269,54 @@ def load_model(model_dir: str | os.PathLike, dtype: str, device: str):
     return model.to(device).eval(), tokenizer
 
 
-def generation_config(model, tokenizer):
-    """Greedy, 50 new tokens, stop at a newline: stated in full so the checkpoint's own sampling
-    defaults (temperature, top_p) cannot leak in."""
+@dataclass(frozen=True)
+class Decoding:
+    """temperature 0: greedy (one answer); above 0: `samples` answers per question drawn at that
+    temperature, torch seeded with `seed` before the first batch."""
+    temperature: float = 0.0
+    samples: int = 1
+    seed: int = SEED
+
+    def __post_init__(self):
+        if self.temperature < 0 or self.samples < 1:
+            raise InputError(f"TyDi QA decoding: temperature must be >= 0 and samples >= 1, got {self}")
+        if self.temperature == 0 and self.samples != 1:
+            raise InputError("TyDi QA decoding: greedy decoding (temperature 0) has one answer per question")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def generation_config(model, tokenizer, decoding: Decoding = Decoding()):
+    """50 new tokens, stop at a newline, greedy or sampled at the temperature (no top-k, no top-p):
+    stated in full so the checkpoint's own sampling defaults cannot leak in."""
     from transformers import GenerationConfig
 
     eos = model.generation_config.eos_token_id
-    return GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1,
+    sampling = {} if decoding.greedy else {"temperature": decoding.temperature, "top_k": 0, "top_p": 1.0,
+                                           "num_return_sequences": decoding.samples}
+    return GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, do_sample=not decoding.greedy, num_beams=1,
                             stop_strings=["\n"], pad_token_id=tokenizer.pad_token_id,
-                            eos_token_id=eos if eos is not None else tokenizer.eos_token_id)
+                            eos_token_id=eos if eos is not None else tokenizer.eos_token_id, **sampling)
 
 
-def generate(model, tokenizer, prompts: list[str], batch_size: int) -> list[str]:
-    """Greedy answers (first line, stripped) for `prompts`, batched, longest prompts first.
+def generate(model, tokenizer, prompts: list[str], batch_size: int, decoding: Decoding = Decoding()) -> list[list[str]]:
+    """For each prompt, its answers (first line, stripped; one when greedy, `samples` when sampled),
+    batched, longest prompts first.
 
-    Longest first so that batches pad little and an out-of-memory batch fails at once.
+    Longest first so that batches pad little and an out-of-memory batch fails at once. The seed is
+    set once, before the first batch, so a rerun with the same batches draws the same answers.
     """
     import torch
     from tqdm.auto import tqdm
 
-    config = generation_config(model, tokenizer)
+    config = generation_config(model, tokenizer, decoding)
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
-    answers: list[str] = [""] * len(prompts)
+    answers: list[list[str]] = [[] for _ in prompts]
+    if not decoding.greedy:
+        torch.manual_seed(decoding.seed)
     with tqdm(total=len(prompts), desc="tydiqa", unit="prompt") as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
@@ -294,8 +324,9 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int) -> list[str]
             with torch.inference_mode():
                 output = model.generate(**encoded, generation_config=config, tokenizer=tokenizer)
             texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
-            for i, text in zip(batch, texts):
-                answers[i] = first_line(text)
+            per_prompt = len(texts) // len(batch)  # generate returns each prompt's sequences together
+            for k, i in enumerate(batch):
+                answers[i] = [first_line(text) for text in texts[k * per_prompt:(k + 1) * per_prompt]]
             bar.update(len(batch))
     return answers
 
@@ -303,8 +334,13 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int) -> list[str]
 # ----------------------------------------------------------------------------- the task
 
 def evaluate_tydiqa(model_dir: str | os.PathLike, dev_path: str | os.PathLike, train_path: str | os.PathLike,
-                    limit: int | float | None, batch_size: int, dtype: str, device: str) -> dict[str, Any]:
-    """Run the protocol; return the score record's task part (evaluate.py adds the run's fields)."""
+                    limit: int | float | None, batch_size: int, dtype: str, device: str,
+                    decoding: Decoding | None = None) -> dict[str, Any]:
+    """Run the protocol; return the score record's task part (evaluate.py adds the run's fields).
+    With several samples per question each metric is the mean over the samples of the metric of
+    one sample's answers; `f1_per_sample` lists those, `item_f1_spread` is the mean over questions
+    of the standard deviation of a question's F1 over its samples (x 100)."""
+    decoding = decoding or Decoding()
     tests, demos = sample_protocol(read_squad(dev_path), read_squad(train_path),
                                    dev_name=str(dev_path), train_name=str(train_path))
     tests = apply_limit(tests, limit)
@@ -316,11 +352,20 @@ def evaluate_tydiqa(model_dir: str | os.PathLike, dev_path: str | os.PathLike, t
     prompts = [build_prompt(example, demos[example["lang"]]) for example in examples]
 
     start = time.perf_counter()
-    predictions = generate(model, tokenizer, prompts, batch_size)
+    answers = generate(model, tokenizer, prompts, batch_size, decoding)
     wall = time.perf_counter() - start
-    metrics, stderr = score(examples, predictions)
-    log.info("f1 = %.2f (%s) over %d questions in %.1f s", metrics["f1"],
-             ", ".join(f"{lang} {metrics[f'f1_{lang}']:.1f}" for lang in tests), len(examples), wall)
+    per_sample = [score(examples, [a[k] for a in answers]) for k in range(decoding.samples)]
+    metrics = {key: statistics.fmean(m[key] for m, _ in per_sample) if per_sample[0][0][key] is not None else None
+               for key in per_sample[0][0]}
+    stderr = per_sample[0][1] if decoding.samples == 1 else metrics["f1_stderr"]
+    if decoding.samples > 1:
+        spread = [statistics.pstdev(f1_score(a, ex["answers"]) for a in sample_answers)
+                  for ex, sample_answers in zip(examples, answers)]
+        metrics["item_f1_spread"] = 100 * statistics.fmean(spread)
+    log.info("f1 = %.2f (%s) over %d questions, %s, in %.1f s", metrics["f1"],
+             ", ".join(f"{lang} {metrics[f'f1_{lang}']:.1f}" for lang in tests), len(examples),
+             "greedy" if decoding.greedy else f"{decoding.samples} sample(s) at temperature {decoding.temperature:g}, "
+             f"seed {decoding.seed}", wall)
     return {
         "task": "tydiqa",
         "metric": "f1",
@@ -332,6 +377,10 @@ def evaluate_tydiqa(model_dir: str | os.PathLike, dev_path: str | os.PathLike, t
         "metrics": metrics,
         "num_fewshot": NUM_FEWSHOT,
         "demonstrations": {lang: demo["id"] for lang, demo in demos.items()},
-        "predictions": [{"id": ex["id"], "prediction": pred} for ex, pred in zip(examples, predictions)],
+        "decoding": {"greedy": decoding.greedy, "temperature": decoding.temperature, "samples": decoding.samples,
+                     "seed": None if decoding.greedy else decoding.seed},
+        "f1_per_sample": [m["f1"] for m, _ in per_sample],
+        "predictions": [{"id": ex["id"], "prediction": a[0] if decoding.samples == 1 else a}
+                        for ex, a in zip(examples, answers)],
         "wall_seconds": round(wall, 3),
     }
