@@ -55,8 +55,8 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
      "eval task boolq_short (BoolQ validation questions whose passage has at most 50 words: the embedded pool's "
      "in-distribution slice) runs only with eval.source: local"),
     (lambda c: c["eval"].update(tasks=["boolq", "hellaswag"]),
-     "eval.tasks: unknown task 'hellaswag'; known tasks are boolq, boolq_short, asdiv, logiqa, truthfulqa_mc2, "
-     "truthfulqa_mc1, tydiqa, tydiqa_goldp"),
+     "eval.tasks: unknown task 'hellaswag'; known tasks are boolq, boolq_short, asdiv, logiqa, number_words, "
+     "truthfulqa_mc2, truthfulqa_mc1, tydiqa, tydiqa_goldp"),
     (lambda c: c["eval"]["limit"].update(boolk=3), "eval.limit: 'boolk' is not a task; known tasks are boolq,"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(tmp_path, change, message):

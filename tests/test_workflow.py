@@ -19,7 +19,7 @@ from workflow_scripts import runs
 CONFIG = load_test_config()
 MODEL, DATASET = CONFIG["model"]["name"], CONFIG["data"]["name"]
 EXPERIMENT = f"{DATASET}/{MODEL}"
-GRID = runs.grid({**CONFIG, "partition": {"scope": "global"},
+GRID = runs.grid({**CONFIG, "partition": {"scope": "global", "score": "influence"},
                   "forget": {"forget_loss": "ascent", "lambda_schedule": "linear"}})
 RUNS = [run.label for run in GRID]
 TASKS = CONFIG["eval"]["tasks"]

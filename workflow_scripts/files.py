@@ -105,6 +105,7 @@ def log_job_environment() -> None:
 
 def run_main(main, argv=None) -> None:
     """Run a stage's main(); an InputError ends the process with its message, not a traceback."""
+    setup_logging("workflow")  # whatever the stage configures at import, the job's first line is logged
     log_job_environment()
     try:
         main(argv)

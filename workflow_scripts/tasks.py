@@ -99,7 +99,7 @@ def prepared_eval_sets(names, source: str) -> list[str]:
     catalogue order."""
     if source != "local":
         return []
-    wanted = {TASKS[name].eval_set for name in names} - {None}
+    wanted = {TASKS[name].eval_set for name in names if name in TASKS} - {None}  # unknown: config_errors says
     return [name for name in dict.fromkeys(task.eval_set for task in _CATALOGUE) if name in wanted]
 
 
