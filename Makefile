@@ -65,7 +65,7 @@ study: setup
 	$(PY) scripts/study_tables.py $(STUDY_SETTINGS:%=configs/study/%.yaml) | tee results/study.md
 
 # The number-words study (configs/number-words-study/): forgetting where the influence finds the noise.
-NUMBER_WORDS_SETTINGS := noise0.3 noise0
+NUMBER_WORDS_SETTINGS := noise0.3
 study-number-words: setup
 	for setting in $(NUMBER_WORDS_SETTINGS); do \
 	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/number-words-study/common.yaml \

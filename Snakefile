@@ -38,6 +38,7 @@ wildcard_constraints:
 
 
 include: "rules/resources.smk"
+include: "rules/fetch.smk"
 include: "rules/data.smk"
 include: "rules/reference.smk"
 include: "rules/influence.smk"

@@ -27,6 +27,13 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])),
     PATH=os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")])),
 )
+# Compute nodes often have no network: every job runs with the Hub's offline switches and reads only
+# the caches that the fetch rules (rules/fetch.smk, local rules: the submit host) fill. Those get
+# the switches as the user set them, through ONLINE.
+HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+ONLINE = "env " + " ".join(f"{key}={shlex.quote(os.environ[key])}" if key in os.environ else f"-u {key}"
+                           for key in HUB_SWITCHES)
+os.environ.update(dict.fromkeys(HUB_SWITCHES, "1"))
 # What produced a result (workflow_scripts/provenance.py): the commit and the config's hash, computed
 # by the Snakemake process the user started and inherited by its jobs (a job never needs git).
 if provenance.ENVIRONMENT["commit"] not in os.environ:
@@ -89,10 +96,12 @@ def evaluated_checkpoint(wildcards) -> str:
 
 def evaluate_inputs(wildcards):
     """The checkpoint and what the task reads (tasks.py): files of its own protocol, under the
-    local source its eval set or the file the config names, or nothing (the Hub's stock tasks
-    fetch their own)."""
+    local source its eval set or the file the config names, under the hub source the record of
+    its data sets fetched into the cache."""
     task = tasks.TASKS[wildcards.task]
     inputs = {"model": evaluated_checkpoint(wildcards), **{name: config["eval"][name] for name in task.files}}
+    if config["eval"]["source"] == "hub" and task.protocol == "lm_eval":
+        inputs["fetched"] = f"resources/hub/eval/{task.name}.json"
     if config["eval"]["source"] == "local" and task.eval_set:
         inputs["data"] = f"results/{wildcards.dataset}/data/eval/{task.eval_set}.jsonl"
     elif config["eval"]["source"] == "local" and task.data_option:
@@ -153,6 +162,20 @@ def local_sources() -> list[str]:
     that is missing stops the planning as a missing input)."""
     locations = [source_spec(spec)["source"] for spec in POOL_SOURCES.values()]
     return [path for path in locations if path not in BUILTIN_POOLS and not is_hub_id(path)]
+
+
+# Hub sources: fetched on the submit host first (rules/fetch.smk), read offline from the cache.
+MODEL_FROM_HUB = is_hub_id(config["model"]["source"])
+HUB_POOLS = [name for name, spec in POOL_SOURCES.items() if is_hub_id(source_spec(spec)["source"])]
+
+
+def hub_pool_options(name) -> str:
+    """fetch_hub's options for the pool source `name`."""
+    spec = source_spec(POOL_SOURCES[name])
+    files = spec.get("data_files") or []
+    files = [files] if isinstance(files, str) else files
+    options = cli_options({"source": spec["source"], "revision": spec.get("revision"), "split": spec.get("split")})
+    return options + (" --data-files " + " ".join(shlex.quote(f) for f in files) if files else "")
 
 
 def pool_flags(paths, prefix="") -> str:

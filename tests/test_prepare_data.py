@@ -507,19 +507,22 @@ def test_source_option_errors(tmp_path, source, problem):
 
 
 @pytest.fixture
-def fake_hub(monkeypatch):
-    """datasets.load_dataset answering Hub ids from the fixture, and recording what was asked."""
-    import datasets
+def fake_hub(monkeypatch, tmp_path):
+    """The Hub's snapshot_download answering one data set id from a folder holding the fixture's rows
+    as `tulu_50k_sample.json`, and recording what was asked."""
+    import huggingface_hub
 
-    calls = []
+    calls, folder = [], tmp_path / "snapshot"
+    folder.mkdir()
+    (folder / "tulu_50k_sample.json").write_text("\n".join(json.dumps(row) for row in tulu_rows()))
 
-    def load_dataset(path, **kwargs):
-        calls.append({"path": path, **kwargs})
-        if path != "Aligh1380/forgetting-llm-dataset":
-            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
-        return datasets.DatasetDict({"train": datasets.Dataset.from_list(tulu_rows())})
+    def snapshot_download(repo_id, **kwargs):
+        calls.append({"repo_id": repo_id, **kwargs})
+        if repo_id != "Aligh1380/forgetting-llm-dataset":
+            raise huggingface_hub.errors.LocalEntryNotFoundError(f"Couldn't reach '{repo_id}' on the Hub")
+        return str(folder)
 
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     return calls
 
 
@@ -528,25 +531,21 @@ def test_hub_source(tmp_path, fake_hub):
     (tmp_path / "scratch").mkdir()
     pool = load_pool(source, tmp_path / "scratch")
     assert [r["id"] for r in pool] == TULU_TRAIN_IDS
-    (call,) = fake_hub
-    assert {k: v for k, v in call.items() if k != "cache_dir"} == {
-        "path": "Aligh1380/forgetting-llm-dataset", "revision": "v1.0", "data_files": ["tulu_50k_sample.json"],
-        "split": None}
-    assert Path(call["cache_dir"]).parent == tmp_path / "scratch" and not Path(call["cache_dir"]).exists()
+    assert fake_hub == [{"repo_id": "Aligh1380/forgetting-llm-dataset", "repo_type": "dataset", "revision": "v1.0",
+                         "allow_patterns": ["tulu_50k_sample.json", "README.md"]}]
+    assert [p.name for p in (tmp_path / "scratch").iterdir()] == []  # the datasets cache went with the load
 
 
-def test_hub_errors_say_what_was_fetched(tmp_path, fake_hub, monkeypatch):
+def test_hub_errors_say_what_was_fetched(tmp_path, fake_hub):
     with pytest.raises(InputError) as err:
         load_pool(Source("someone/missing", split="train"), tmp_path)
     assert str(err.value) == (
         "someone/missing (split train): could not be loaded from the Hugging Face Hub (data set someone/missing, "
         "revision (default branch), data_files (the data set configuration), split train): "
-        "ConnectionError: Couldn't reach 'someone/missing' on the Hub (LocalEntryNotFoundError)")
+        "LocalEntryNotFoundError: Couldn't reach 'someone/missing' on the Hub")
     rows = tulu_rows()
     rows[17 % len(rows)]["messages"][1]["role"] = "tool"
-    import datasets
-
-    monkeypatch.setattr(datasets, "load_dataset", lambda path, **kw: datasets.Dataset.from_list(rows))
+    (tmp_path / "snapshot" / "tulu_50k_sample.json").write_text("\n".join(json.dumps(row) for row in rows))
     with pytest.raises(InputError) as err:
         load_pool(Source("Aligh1380/forgetting-llm-dataset", "main", ("tulu_50k_sample.json",)), tmp_path)
     assert str(err.value) == ("Aligh1380/forgetting-llm-dataset@main:tulu_50k_sample.json[5]: messages[1] has "

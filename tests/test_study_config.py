@@ -32,14 +32,26 @@ NUMBER_WORDS = ROOT / "configs" / "number-words-study"
 
 
 @pytest.mark.parametrize("setting", ["noise0.3", "noise0"])
-def test_the_number_words_study_plans_every_method_and_both_scores(setting):
+def test_the_number_words_study_plans_its_methods_and_seeds(setting):
     result = user_snakemake("--dry-run", "--forceall", "--printshellcmds", "--configfile", ROOT / "config.yaml",
                             NUMBER_WORDS / "common.yaml", NUMBER_WORDS / f"{setting}.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = planned_jobs(result)
-    # 5 seeds x (sft + random + ignore and forget by 2 scores) = 30 runs; the base model and them x 3 tasks
-    assert jobs["train_final"] == 30 and jobs["evaluate"] == 31 * 3 and jobs["partition"] == 2
+    # 5 seeds x (sft, ignore, forget) = 15 runs; the base model and them on number_words
+    assert jobs["train_final"] == 15 and jobs["evaluate"] == 16 and jobs["partition"] == 1
     name = f"number-words-{setting}"
-    assert f"results/{name}/smollm2-135m-instruct/forget/rho0.7-reference_loss-ascent-linear/seed5/model" in result.stdout
-    assert f"--pool number_words" in result.stdout and "--task number_words" in result.stdout
+    assert f"results/{name}/smollm2-135m-instruct/forget/rho0.7-ascent-linear/seed5/model" in result.stdout
+    assert "--pool number_words" in result.stdout and "--task number_words" in result.stdout
+    assert all("--limit 400" in line for line in result.stdout.splitlines() if "workflow_scripts.evaluate" in line)
     assert "results/embedded/" not in result.stdout and "results/number-words/" not in result.stdout
+
+
+def test_the_fuller_number_words_design_plans_both_scores(tmp_path):
+    """The design the study's comment describes: random and partitions by reference_loss too."""
+    fuller = tmp_path / "fuller.yaml"
+    fuller.write_text("methods: [sft, ignore, forget, random]\npartition: {score: [influence, reference_loss]}\n")
+    result = user_snakemake("--dry-run", "--forceall", "--configfile", ROOT / "config.yaml",
+                            NUMBER_WORDS / "common.yaml", NUMBER_WORDS / "noise0.3.yaml", fuller)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # 5 seeds x (sft + random + ignore and forget by 2 scores) = 30 runs
+    assert planned_jobs(result)["train_final"] == 30 and planned_jobs(result)["partition"] == 2

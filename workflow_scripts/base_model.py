@@ -29,7 +29,7 @@ def resolve_source(source: str) -> str:
                 "(for the embedded default run `make setup` first)"
             )
         return list(spec.submodule_search_locations)[0]
-    return source  # a Hugging Face id: transformers resolves it (needs network or a warm cache)
+    return source  # a Hugging Face id: transformers resolves it in the Hub cache (rule fetch_model fills it)
 
 
 def load_base(source: str, gguf_file: str | None, dtype: str, trust_remote_code: bool):
@@ -47,6 +47,11 @@ def load_base(source: str, gguf_file: str | None, dtype: str, trust_remote_code:
             location, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **kwargs
         )
     except OSError as err:  # what transformers raises for a download that fails or is refused
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+            raise InputError(f"could not load the model {source!r} ({location}) offline (HF_HUB_OFFLINE is set): "
+                             f"{err} [in the workflow the local rule fetch_model puts it in the Hub cache under "
+                             "HF_HOME first; that folder must be the same on the submit host and the compute "
+                             "nodes]") from None
         token = "HF_TOKEN is set" if os.environ.get("HF_TOKEN") else "HF_TOKEN is not set"
         raise InputError(f"could not fetch the model {source!r} ({location}): {err} [{token}; gated models such as "
                          "meta-llama/* need a token in HF_TOKEN whose account was granted access]") from None

@@ -66,9 +66,10 @@ def configure_environment(source: str) -> None:
     """Force offline mode for the local source only.
 
     Must run before datasets, huggingface_hub or lm_eval are imported: they read these variables
-    once, at import. The hub source leaves them as the caller set them (huggingface_hub also
-    reads TRANSFORMERS_OFFLINE as HF_HUB_OFFLINE, so it cannot be set there either); the model
-    is then kept offline by `local_files_only`.
+    once, at import. The hub source leaves them as the caller set them: in the workflow every job
+    runs offline (rules/common.smk) and reads the data sets that the local rule fetch_eval_data put
+    in HF_DATASETS_CACHE; run by hand, it downloads them. The model is kept offline by
+    `local_files_only` either way.
     """
     if source == "local":
         for key in OFFLINE_SWITCHES:
@@ -184,8 +185,10 @@ def fetch_stock_task(manager, task: str):
     try:
         return manager.load([task])["tasks"][task]
     except Exception as err:  # datasets raises many kinds (connection, gated repo, missing config)
+        offline = ("; offline (HF_DATASETS_OFFLINE is set): the workflow's fetch_eval_data rule fills the "
+                   "cache on the submit host" if os.environ.get("HF_DATASETS_OFFLINE", "0") not in ("", "0") else "")
         raise HubFetchError(f"task {task}: could not fetch {what} from the Hugging Face Hub at {endpoint}: "
-                            f"{type(err).__name__}: {_redact(str(err))}") from err
+                            f"{type(err).__name__}: {_redact(str(err))}{offline}") from err
 
 
 # ----------------------------------------------------------------------------- results

@@ -8,7 +8,8 @@ right one gains, and loss_base - loss_ref separates them (docs/study.md, the sea
 
 The numbers are split once by seed: the first `pool_size` of a seeded permutation are the pool
 (a share of its answers corrupted, recorded per row: a number off by 1 to 3, the span covering
-only the characters that changed), the rest, in ascending order, the held-out eval set.
+only the characters that changed), the rest, in the same order, the held-out eval set: its first
+items are a random sample of it, which is what `eval.limit` takes.
 """
 from __future__ import annotations
 
@@ -43,11 +44,11 @@ def rng(seed: int, purpose: str) -> np.random.Generator:
 
 
 def split_numbers(pool_size: int, seed: int) -> tuple[list[int], list[int]]:
-    """(the pool's numbers in the seeded order, the held-out numbers ascending)."""
+    """(the pool's numbers, the held-out numbers), each in the seeded order."""
     if not 0 < pool_size < NUMBERS:
         raise ValueError(f"number_words pool size must be in 1..{NUMBERS - 1}, got {pool_size}")
     order = rng(seed, "split").permutation(NUMBERS)
-    return [int(n) for n in order[:pool_size]], sorted(int(n) for n in order[pool_size:])
+    return [int(n) for n in order[:pool_size]], [int(n) for n in order[pool_size:]]
 
 
 def wrong_number(n: int, generator: np.random.Generator) -> int:

@@ -6,9 +6,10 @@ A source is
     loaded with the `datasets` packaged builders; errors name `FILE[INDEX]` (0-based);
   - a local directory: each `.json`, `.jsonl` and `.parquet` file in it (or those matching
     `data_files`, globs relative to the directory), in name order, each read as above;
-  - a Hugging Face Hub data set id (`owner/name`), with an optional revision, data_files and split,
-    loaded with `datasets` (HF_TOKEN is taken from the environment by huggingface_hub; it is never
-    read or logged here). Errors name the data set and the index within the loaded split.
+  - a Hugging Face Hub data set id (`owner/name`), with an optional revision, data_files and split:
+    its files are fetched into the Hub cache (by the local rule fetch_pool, before the job that reads
+    them runs offline) and loaded from there with `datasets` (HF_TOKEN is taken from the environment
+    by huggingface_hub; it is never read or logged here). Errors name the data set and the index within the loaded split.
 
 Every record is validated the same way, whatever the format: `messages` (system/user/assistant
 turns, at least one non-empty assistant answer) or `prompt` + `completion`; an optional string
@@ -172,14 +173,29 @@ def directory_files(directory: Path, patterns: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def hub_records(source: Source, scratch: Path) -> Iterator[tuple[str, str, dict]]:
+def hub_snapshot(source: Source) -> Path:
+    """The folder of the Hub data set's files in the Hub cache (HF_HUB_CACHE): downloaded, or, offline
+    (HF_HUB_OFFLINE=1, as every workflow job but the fetch rules runs), the copy already there."""
+    from huggingface_hub import snapshot_download
+
     name, request = hub_name(source), hub_request(source)
-    log.info("loading from the Hugging Face Hub: %s", request)
-    rows = load_table(name, f"could not be loaded from the Hugging Face Hub ({request})", scratch,
-                      path=source.location, revision=source.revision, data_files=list(source.data_files) or None,
-                      split=source.split)
+    log.info("Hugging Face Hub: %s", request)
+    patterns = [*source.data_files, "README.md"] if source.data_files else None  # README.md: its configs
+    try:
+        return Path(snapshot_download(source.location, repo_type="dataset", revision=source.revision,
+                                      allow_patterns=patterns))
+    except Exception as err:  # huggingface_hub raises its own kinds, and requests' and OSError
+        raise InputError(f"{name}: could not be loaded from the Hugging Face Hub ({request}): {describe(err)}") from None
+
+
+def hub_records(source: Source, scratch: Path) -> Iterator[tuple[str, str, dict]]:
+    """The split of the data set as the Hub defines it (its README's configs, or its files' names),
+    read from the snapshot folder by the same `datasets` rules."""
+    folder = hub_snapshot(source)
+    rows = load_table(hub_name(source), f"could not be read ({hub_request(source)})", scratch,
+                      path=str(folder), data_files=list(source.data_files) or None, split=source.split)
     stem = Path(source.data_files[0]).stem if len(source.data_files) == 1 else source.location.split("/")[1]
-    yield from table_records(name, stem, rows)
+    yield from table_records(hub_name(source), stem, rows)
 
 
 def hub_name(source: Source) -> str:
