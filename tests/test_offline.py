@@ -161,3 +161,13 @@ def test_on_the_local_cluster_only_the_fetches_run_outside_slurm_jobs(hub_workdi
     for name in ("fetch_model.log", "fetch_pool_pool.log"):
         assert "SLURM_JOB_ID=" not in next((hub_workdir / "logs").rglob(name)).read_text()
     assert "SLURM_JOB_ID=" in next((hub_workdir / "logs").rglob("base_model.log")).read_text()
+
+
+def test_a_model_neither_reachable_nor_cached_is_named_in_the_error(tmp_path):
+    env = venv_env(HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-m", "workflow_scripts.fetch_hub", "model", "--source", "someone/absent",
+                             "--out", str(tmp_path / "model.json")], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0 and not (tmp_path / "model.json").exists()
+    assert "could not fetch the model 'someone/absent' from https://huggingface.co: " in result.stderr
+    assert "HF_HUB_OFFLINE set: only what the caches already hold can be found" in result.stderr
