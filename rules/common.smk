@@ -145,16 +145,19 @@ def source_spec(spec) -> dict:
     return spec if isinstance(spec, dict) else {"source": spec}
 
 
+def data_files_option(flag, spec) -> str:
+    """` --FLAG F1 F2 ...` for a source's data_files (one string or a list), or nothing."""
+    files = spec.get("data_files") or []
+    files = [files] if isinstance(files, str) else files
+    return f" --{flag} " + " ".join(shlex.quote(f) for f in files) if files else ""
+
+
 def source_options(name, spec) -> str:
     """--pool SRC [--pool-revision R] [--pool-split S] [--pool-data-files F ...] for one source."""
     spec = source_spec(spec)
-    files = spec.get("data_files") or []
     options = cli_options({name: spec["source"], f"{name}_revision": spec.get("revision"),
                            f"{name}_split": spec.get("split")})
-    if files:
-        files = [files] if isinstance(files, str) else files
-        options += f" --{name.replace('_', '-')}-data-files " + " ".join(shlex.quote(f) for f in files)
-    return options
+    return options + data_files_option(f"{name.replace('_', '-')}-data-files", spec)
 
 
 def local_sources() -> list[str]:
@@ -172,10 +175,8 @@ HUB_POOLS = [name for name, spec in POOL_SOURCES.items() if is_hub_id(source_spe
 def hub_pool_options(name) -> str:
     """fetch_hub's options for the pool source `name`."""
     spec = source_spec(POOL_SOURCES[name])
-    files = spec.get("data_files") or []
-    files = [files] if isinstance(files, str) else files
     options = cli_options({"source": spec["source"], "revision": spec.get("revision"), "split": spec.get("split")})
-    return options + (" --data-files " + " ".join(shlex.quote(f) for f in files) if files else "")
+    return options + data_files_option("data-files", spec)
 
 
 def pool_flags(paths, prefix="") -> str:
