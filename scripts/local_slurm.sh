@@ -81,7 +81,7 @@ EOF
 }
 
 alive() {  # alive PIDFILE: the pid it holds is a running process
-    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+    [ -s "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null  # munged removes its own file as it exits
 }
 
 launch() {  # launch NAME PIDFILE COMMAND...: start a daemon unless this script's own one runs
