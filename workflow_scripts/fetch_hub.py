@@ -44,24 +44,22 @@ def fetch_model(source: str, gguf_file: str | None) -> dict:
     start = time.time()
     log.info("model %s: fetching from %s (HF_TOKEN %s) into %s", source, endpoint(),
              "set" if os.environ.get("HF_TOKEN") else "not set", hub_cache())
-    failure = "[gated models such as meta-llama/* need a token in HF_TOKEN whose account was granted access]"
+    files, cause = None, None
     try:
         files = HfApi().list_repo_files(source)
     except Exception as err:  # offline, or an id the Hub does not know: the cache may still hold it
+        cause = err
         log.warning("model %s: cannot list its files (%s: %s); using the cached snapshot if there is one",
                     source, type(err).__name__, err)
-        try:
-            folder = snapshot_download(source, local_files_only=True)
-        except Exception:
-            raise InputError(f"could not fetch the model {source!r} from {endpoint()}: {type(err).__name__}: {err} "
-                             f"{failure}") from None
-        return {"kind": "model", "source": source, "patterns": None, **snapshot_record(folder, start)}
-    patterns = MODEL_FILES + weight_patterns(files, gguf_file)
+    patterns = None if files is None else MODEL_FILES + weight_patterns(files, gguf_file)
     try:
-        folder = snapshot_download(source, allow_patterns=patterns)
+        folder = (snapshot_download(source, local_files_only=True) if patterns is None else
+                  snapshot_download(source, allow_patterns=patterns))
     except Exception as err:
-        raise InputError(f"could not fetch the model {source!r} from {endpoint()}: {type(err).__name__}: {err} "
-                         f"{failure}") from None
+        cause = cause or err  # unlisted and not cached: why it could not be listed is the news
+        raise InputError(f"could not fetch the model {source!r} from {endpoint()}: {type(cause).__name__}: {cause} "
+                         "[gated models such as meta-llama/* need a token in HF_TOKEN whose account was granted "
+                         "access]") from None
     return {"kind": "model", "source": source, "patterns": patterns, **snapshot_record(folder, start)}
 
 
