@@ -185,8 +185,13 @@ class Check:
         if rc != 0:
             return "failed", {**details, "rc": rc, "log_tail": tail(log)}
         # Carried packages first, then the repository (workflow_scripts); their scripts (snakemake)
-        # and this interpreter's first on PATH, as the Snakefile runs jobs with `python` beside it.
+        # and this interpreter first on PATH, as the Snakefile runs jobs with `python`. An image may
+        # have only `python3`, and a symlink outside a venv loses the venv: a script that execs it.
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.site), str(ROOT), self.env.get("PYTHONPATH")]))
+        shim = self.site / "bin" / "python"
+        shim.parent.mkdir(exist_ok=True)
+        shim.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
+        shim.chmod(0o755)
         self.env["PATH"] = os.pathsep.join([str(self.site / "bin"), str(Path(self.python).parent), self.env["PATH"]])
         self.env["HF_HUB_OFFLINE"] = self.env["HF_DATASETS_OFFLINE"] = "1"  # nothing outside can be reached there
         return "ok", details

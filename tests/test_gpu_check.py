@@ -145,3 +145,38 @@ def test_the_steps_fit_the_box():
     assert gpu_check.BOX == 480 and floors <= gpu_check.BOX
     dag = dict((name, box) for name, box, _ in gpu_check.STEPS)["dag"]
     assert dag + sum(floor for name, _, floor in gpu_check.STEPS if name != "dag") <= gpu_check.BOX
+
+
+def tiny_wheel(folder):
+    """A pure wheel, `carried_demo` 1.0, made by hand (what pip needs: the module, METADATA, WHEEL, RECORD)."""
+    path = folder / "carried_demo-1.0-py3-none-any.whl"
+    info = "carried_demo-1.0.dist-info"
+    files = {"carried_demo/__init__.py": "ANSWER = 42\n",
+             f"{info}/METADATA": "Metadata-Version: 2.1\nName: carried-demo\nVersion: 1.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path
+
+
+def test_the_install_puts_the_wheels_first_and_a_python_on_path(tmp_path, monkeypatch):
+    """After the install step, the jobs' `python` (the Snakefile's shell commands) is the check's own
+    interpreter even where its folder has only `python3`, and it imports the carried packages."""
+    tiny_wheel(tmp_path)
+    monkeypatch.setattr(gpu_check, "WORK", tmp_path / "work")
+    check = gpu_check.Check(gpu_check.argparse.Namespace(
+        device="cpu", dtype=None, seconds=60, out=str(tmp_path / "gpu_check.json"), wheels=str(tmp_path)))
+    bare = tmp_path / "image-bin"  # the image's interpreter, in a folder without `python`
+    bare.mkdir()
+    check.python = str(bare / "python3")
+    (bare / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bare / "python3").chmod(0o755)
+    check.env["PATH"] = str(bare)
+    status, details = check.step_install(60)
+    assert status == "ok" and details["wheels"] == 1, details
+    result = subprocess.run(["python", "-c", "import sys, carried_demo; print(sys.executable, carried_demo.ANSWER)"],
+                            env=check.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [sys.executable, "42"]
