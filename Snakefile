@@ -32,6 +32,7 @@ wildcard_constraints:
     split=r"reference|train",
     scorer=r"base|reference",
     task=r"[a-z0-9_]+",
+    eval_set="|".join([*tasks.WHEEL_EVAL_SETS, *tasks.GENERATED_EVAL_SETS]),
     shard=r"\d+",
     shards=r"\d+",
     round=r"[1-9]\d*",

