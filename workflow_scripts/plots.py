@@ -35,6 +35,8 @@ def save(fig, path: str) -> None:
 def scores_figure(by_method: pd.DataFrame):
     columns = {f"{task.name}_{task.metric}" for task in TASKS.values()} | {"mean"}
     metrics = [c for c in by_method.columns if c in columns]
+    if len(metrics) == 2 and "mean" in metrics:  # one task: its mean would repeat it
+        metrics.remove("mean")
     labels = [f"{m}\n{v}" if isinstance(v, str) and v else m for m, v in zip(by_method["method"], by_method["variant"])]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.6), sharey=True, squeeze=False)
     several_seeds = by_method["seeds"].to_numpy() >= 2
