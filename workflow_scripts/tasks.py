@@ -83,6 +83,9 @@ TASKS: dict[str, Task] = {task.name: task for task in _CATALOGUE}
 # the other eval set, number_words, is generated.
 WHEEL_EVAL_SETS = ("boolq", "asdiv", "logiqa")
 GENERATED_EVAL_SETS = ("number_words",)
+# What an embedded eval set is built from besides the wheel (data.* keys): asdiv is the ASDiv rows
+# that an embedded pool of that size leaves, number_words the numbers such a pool leaves.
+EMBEDDED_EVAL_SET_OPTIONS = {"asdiv": ("asdiv_pool_size", "seed"), "number_words": ("number_words_pool_size", "seed")}
 
 
 def get(name: str, source: str | None = None) -> Task:
@@ -97,15 +100,6 @@ def get(name: str, source: str | None = None) -> Task:
 
 def names_for(source: str) -> list[str]:
     return [name for name, task in TASKS.items() if task.runs_on(source)]
-
-
-def prepared_eval_sets(names, source: str) -> list[str]:
-    """The eval sets prepare_data writes for these tasks (local source only), each once, in
-    catalogue order."""
-    if source != "local":
-        return []
-    wanted = {TASKS[name].eval_set for name in names if name in TASKS} - {None}  # unknown: config_errors says
-    return [name for name in dict.fromkeys(task.eval_set for task in _CATALOGUE) if name in wanted]
 
 
 def config_errors(eval_config: dict) -> list[str]:
