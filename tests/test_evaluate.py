@@ -423,3 +423,76 @@ def test_add_bos_token_decides_what_lm_eval_scores(flag, bos, bos_model_dir, eva
     assert {context[0] == bos_id for context in contexts} == {bos}
     assert all(bos_id not in context[1:] for context in contexts)
     assert json.loads(out.read_text())["add_bos_token"] == {"true": True, "false": False}.get(flag[-1] if flag else "")
+
+
+def _number_words_eval(directory: Path) -> Path:
+    path = directory / "number_words.jsonl"
+    rows = [{"id": f"n{i}", "words": words, "number": number}
+            for i, (words, number) in enumerate([("seven", "7"), ("twelve", "12"), ("three", "3")])]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture()
+def answers_right_but_never_a_newline(chat_model_dir, monkeypatch):
+    """The tiny chat model made an oracle: at every position its top token is the token that
+    follows, except that where a newline follows (the template's, after `<|assistant|>`) its top
+    token is the EOS. It answers every item right and never opens its turn with the newline."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(chat_model_dir)
+    newline = tokenizer.encode("\n", add_special_tokens=False)
+    assert len(newline) == 1
+    seen = []
+    real = HFLM._loglikelihood_tokens
+
+    def oracle_call(self, inps, attn_mask=None, labels=None):
+        logits = torch.zeros(*inps.shape, self.model.config.vocab_size)
+        for row, ids in zip(logits, inps.tolist()):
+            whole = next(c + k for _, c, k in seen if (c + k)[: len(c + k) - 1] == ids[: len(c + k) - 1])
+            for t, following in enumerate(whole[1:]):
+                row[t, tokenizer.eos_token_id if following == newline[0] else following] = 10.0
+        return logits
+
+    def spy(self, requests, *args, **kwargs):
+        seen.extend(requests)
+        return real(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "_model_call", oracle_call)
+    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
+    return tokenizer, newline[0], seen
+
+
+def test_chat_template_scores_the_answer_only(answers_right_but_never_a_newline, chat_model_dir, cache_dir,
+                                              tmp_path):
+    """In the chat template only the target's tokens are scored: the oracle that never puts the
+    template's newline first scores 1; the scored ids are the target's own, the newline stays in
+    the context."""
+    tokenizer, newline, seen = answers_right_but_never_a_newline
+    data = _number_words_eval(tmp_path)
+    record = _run_chat(chat_model_dir, data, tmp_path / "nw.json", cache_dir)
+    assert record["score"] == 1.0 and record["n"] == 3
+    targets = {tokenizer.decode(continuation): continuation for _, _, continuation in seen}
+    assert set(targets) == {"7", "12", "3"}
+    assert all(ids == tokenizer.encode(text, add_special_tokens=False) for text, ids in targets.items())
+    assert all(context[-1] == newline for _, context, _ in seen)
+
+
+def test_plain_hf_scores_the_templates_newline(answers_right_but_never_a_newline, chat_model_dir, cache_dir,
+                                               tmp_path, monkeypatch):
+    """The same oracle under lm-eval's own pair encoding (the scorer before): the newline moves
+    into the continuation, so every item reads 0 though every answer is right."""
+    import workflow_scripts.answer_scoring as answer_scoring
+
+    tokenizer, newline, seen = answers_right_but_never_a_newline
+    monkeypatch.setattr(answer_scoring, "MODEL_NAME", "hf")
+    record = _run_chat(chat_model_dir, _number_words_eval(tmp_path), tmp_path / "nw.json", cache_dir)
+    assert record["score"] == 0.0
+    assert all(continuation[0] == newline for _, _, continuation in seen)
+
+
+def _run_chat(model_dir, data, out, cache_dir):
+    main([*_args(model_dir, "number_words", data, out), "--cache-dir", str(cache_dir), "--chat-template"])
+    return json.loads(Path(out).read_text())

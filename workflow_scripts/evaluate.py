@@ -271,12 +271,16 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
              ", in the model's chat template" if chat_template else "", model_dir, device, dtype,
              {None: "the tokenizer's choice", True: "added", False: "not added"}[add_bos_token])
     model_args = {"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False, "local_files_only": True}
+    if chat_template:  # score the answer's tokens only, never the template's own (answer_scoring.py)
+        from workflow_scripts.answer_scoring import MODEL_NAME as model
+    else:
+        model = "hf"
     if add_bos_token is not None:
         model_args["add_bos_token"] = add_bos_token
 
     start = time.perf_counter()
     out = lm_eval.simple_evaluate(
-        model="hf",
+        model=model,
         # The model is a local directory: never look it up on the Hub, whatever the source.
         model_args=model_args,
         tasks=requests,
