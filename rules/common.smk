@@ -124,6 +124,33 @@ def evaluate_options(wildcards) -> str:
     return cli_options(options)
 
 
+def decoded_tasks() -> list[str]:
+    """The scored tasks whose answers are decoded: lm-eval's, from local data (eval.decodings > 0)."""
+    if not config["eval"]["decodings"] or config["eval"]["source"] != "local":
+        return []
+    return [name for name in scored_tasks() if tasks.TASKS[name].protocol == "lm_eval"]
+
+
+def decode_inputs(wildcards):
+    """The checkpoint and the task's eval set, as the evaluator reads them."""
+    inputs = evaluate_inputs(wildcards)
+    return {"model": inputs["model"], "data": inputs["data"]}
+
+
+def decode_options(wildcards) -> str:
+    """The prompt as the evaluator builds it (template, BOS, dtype) and how many are decoded."""
+    evaluation = config["eval"]
+    bos = evaluation["add_bos_token"]
+    return cli_options({"n": evaluation["decodings"], "max_new_tokens": evaluation["decode_max_new_tokens"],
+                        "chat_template": evaluation["chat_template"], "dtype": evaluation["dtype"],
+                        "add_bos_token": None if bos is None else str(bos).lower()})
+
+
+def decoding_files():
+    labels = ["base"] + [run.label for run in GRID]
+    return expand(f"{EXPERIMENT}/{{run}}/decodings/{{task}}.json", run=labels, task=decoded_tasks())
+
+
 def scored_tasks() -> list[str]:
     """Every task scored: the headline's and those reported beside it."""
     return [*config["eval"]["tasks"], *config["eval"]["report_only"]]
@@ -236,8 +263,9 @@ def global_partitions():
 
 
 def shown_partition() -> str:
-    """The partition whose negatives the token page marks: the grid's first rho and score, global."""
-    return f"{EXPERIMENT}/{runs.partition_label(config['rho'][0], 'global', runs.as_list(config['partition']['score'])[0])}"
+    """The partition whose negatives the token page marks: that of the grid's first run that trains
+    with a scored partition (the paper's, in the default)."""
+    return f"{EXPERIMENT}/{next(run.partition for run in GRID if run.partition and run.method != runs.RANDOM)}"
 
 
 def audit_partitions() -> dict:
@@ -255,6 +283,8 @@ def final_training_inputs(wildcards):
         inputs["partition"] = f"{experiment}/{run.partition}/partition.parquet"
     if run.reads_reference_losses:
         inputs["reference_losses"] = f"{experiment}/losses/reference.parquet"
+    if run.reads_base_losses:
+        inputs["base_losses"] = f"{experiment}/losses/base.parquet"
     return inputs
 
 

@@ -23,3 +23,26 @@ rule evaluate:
         "python -m workflow_scripts.evaluate --model-dir {input.model:q} --task {wildcards.task} "
         "{params.data} --limit {params.limit} {params.options} --model-name {wildcards.model} "
         "--data-name {wildcards.dataset} --run {wildcards.run:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+
+
+# What the model writes: greedy answers to the first eval.decodings prompts of a task, as the
+# evaluator puts them (summary.md's "What the models write"; workflow_scripts/decode.py).
+rule decode:
+    input:
+        unpack(decode_inputs),
+    output:
+        "results/{dataset}/{model}/{run}/decodings/{task}.json",
+    log:
+        "logs/{dataset}/{model}/decode/{run}/{task}.log",
+    benchmark:
+        "logs/{dataset}/{model}/timings/decode/{run}/{task}.tsv"
+    params:
+        options=decode_options,
+    threads: group_threads("evaluate")
+    conda:
+        conda_env("evaluate")
+    resources:
+        **group_resources("evaluate"),
+    shell:
+        "python -m workflow_scripts.decode --model-dir {input.model:q} --task {wildcards.task} --data {input.data:q} "
+        "{params.options} --run {wildcards.run:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

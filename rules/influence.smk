@@ -76,17 +76,15 @@ rule partition:
     benchmark:
         "logs/{dataset}/{model}/timings/partition/{partition}.tsv"
     params:
-        rho=lambda wc: runs.parse_partition(wc.partition)[0],
-        scope=lambda wc: runs.parse_partition(wc.partition)[1],
-        score=lambda wc: runs.parse_partition(wc.partition)[2],
+        # The rule and its options, read from the folder's name (runs.py's grammar).
+        options=lambda wc: cli_options(runs.parse_partition(wc.partition)),
     threads: group_threads("cpu")
     conda:
         conda_env("cpu")
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.partition --influence {input:q} --rho {params.rho} --scope {params.scope} "
-        "--score {params.score} "
+        "python -m workflow_scripts.partition --influence {input:q} {params.options} "
         "--out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"
 
 

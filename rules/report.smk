@@ -32,6 +32,7 @@ rule noise_audit:
 rule summary:
     input:
         scores=score_files(),
+        decodings=decoding_files(),
         noise_audit=rules.noise_audit.output.json if uses_influence() else [],
         split=f"results/{DATASET}/data/split.json",
         skipped=f"results/{DATASET}/data/skipped_records.jsonl",
@@ -51,6 +52,7 @@ rule summary:
         # model's, the experiment's).
         timings=["logs/timings", f"logs/{MODEL}/timings", f"logs/{DATASET}/timings", f"logs/{DATASET}/{MODEL}/timings"],
         noise_audit=lambda wc, input: cli_options({"noise_audit": input.noise_audit or None}),
+        decodings=lambda wc, input: " ".join(["--decodings", *map(shlex.quote, input.decodings)]) if input.decodings else "",
         report_only=" ".join(["--report-only", *config["eval"]["report_only"]]) if config["eval"]["report_only"] else "",
     threads: group_threads("cpu")
     conda:
@@ -60,7 +62,7 @@ rule summary:
     shell:
         "python -m workflow_scripts.summary --out-csv {output.csv:q} --out-by-method {output.by_method:q} "
         "--out-md {output.md:q} --out-timings {output.timings:q} --timing-dirs {params.timings:q} "
-        "{params.noise_audit} {params.report_only} --split-summary {input.split:q} --skipped {input.skipped:q} "
+        "{params.noise_audit} {params.decodings} {params.report_only} --split-summary {input.split:q} --skipped {input.skipped:q} "
         "--training-logs {input.training_logs:q} --scores {input.scores:q} > {log:q} 2>&1"
 
 

@@ -20,7 +20,9 @@ rule train_final:
     params:
         method=lambda wc: run_of(wc).method,
         options=lambda wc: training_options(run_of(wc).seed),
-        inputs=lambda wc, input: cli_options({k: input.get(k) for k in ("partition", "reference_losses")}),
+        inputs=lambda wc, input: cli_options(
+            {k: input.get(k) for k in ("partition", "reference_losses", "base_losses")}
+        ),
         objective=objective_options,
         launch=python_launcher("train"),
         distributed=distributed_options("train"),

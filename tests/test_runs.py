@@ -24,11 +24,20 @@ def schema_rhos():
 def every_kind_of_run(rho, seed=3):
     return [runs.Run("sft", seed), runs.Run("rho1", seed, rho),
             *[runs.Run("ignore", seed, rho, scope=s, score=c) for s in runs.SCOPES for c in runs.SCORES],
-            *[runs.Run("forget", seed, rho, scope=s, score=c, forget_loss=l, lambda_schedule=k)
+            *[runs.Run("forget", seed, rho, scope=s, score=c, forget_loss=l, lambda_schedule=k,
+                       beta=0.1 if l == "npo" else None)
               for s in runs.SCOPES for c in runs.SCORES for l in runs.FORGET_LOSSES for k in runs.LAMBDA_SCHEDULES],
             runs.Run("random", seed, rho, forget_loss="unlikelihood", lambda_schedule="cosine"),
             *[runs.Run("self_evolving", seed, rho, score=c, forget_loss="ascent", lambda_schedule="linear", rounds=12)
-              for c in runs.SCORES]]
+              for c in runs.LEARNT_SCORES],
+            *[runs.Run(method, seed, rho, rule="band", tail=tail, score=c, **objective)
+              for method, objective in (("ignore", {}), ("forget", {"forget_loss": "npo", "beta": rho * 7,
+                                                                      "lambda_schedule": "constant"}))
+              for tail in (1 - rho, (1 - rho) / 3) if tail > 0 for c in runs.SCORES],
+            *[runs.Run("forget", seed, rule="threshold", threshold=t, score=c, forget_loss="unlikelihood",
+                       lambda_schedule="linear") for t in (0.0, -rho, rho * 1e3, -2.5) for c in runs.SCORES],
+            *[runs.Run("ignore", seed, rule="estimated_share", score=c) for c in runs.SIGNED_SCORES],
+            runs.Run("random", seed, rho, forget_loss="npo", beta=1 / rho, lambda_schedule="linear")]
 
 
 def test_rho_labels_are_positional_and_exact():
@@ -65,22 +74,32 @@ def test_labels_of_the_paths_in_use():
                       lambda_schedule="linear")
     assert scored.label == "forget/rho0.7-per_example-reference_loss-ascent-linear/seed1"
     assert scored.partition == "rho0.7-per_example-reference_loss"
-    assert runs.parse_partition(scored.partition) == (0.7, "per_example", "reference_loss")
-    assert runs.parse_partition("rho0.5") == (0.5, "global", "influence")
+    assert runs.parse_partition(scored.partition) == {"rule": "top_rho", "rho": 0.7, "scope": "per_example",
+                                                      "score": "reference_loss"}
+    assert runs.parse_partition("rho0.5") == {"rule": "top_rho", "rho": 0.5, "scope": "global", "score": "influence"}
     assert runs.Run("self_evolving", 1, 0.5, score="base_loss", forget_loss="ascent", lambda_schedule="linear",
                     rounds=2).label == "self_evolving/rho0.5-base_loss-K2-ascent-linear/seed1"
 
 
 @pytest.mark.parametrize("label,message", [
     ("sft/rho0.7-per_example/seed1", "'rho0.7-per_example' is not a variant of sft: sft variants read all"),
-    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example][-{score}]"),
-    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}"),
+    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read {partition} ({partition} is "
+     "rho{rho}[-{scope}][-{score}] or rho{rho}-tail{tail}[-{score}] or below{threshold}[-{score}] or "
+     "estimated[-{score}])"),
+    ("forget/rho0.7/seed1", "forget variants read {partition}-{objective} ({partition} is rho{rho}"),
+    ("forget/rho0.7-npo-linear/seed1", "{objective} is {forget_loss}-{lambda_schedule} or npo{beta}-{lambda_schedule}"),
+    ("forget/rho0.7-npo0-linear/seed1", "is not a variant of forget"),  # beta > 0
+    ("ignore/below-0/seed1", "is not a variant of ignore"),  # -0 is written 0
+    ("ignore/below0.50/seed1", "is not a variant of ignore"),  # not the canonical 0.5
+    ("ignore/estimated0.1/seed1", "is not a variant of ignore"),  # the rule takes no number
+    ("ignore/rho0.7-tail0.1-per_example/seed1", "is not a variant of ignore"),  # a band is global
+    ("self_evolving/rho0.5-oracle-K2-ascent-linear/seed1", "is not a variant of self_evolving"),  # no oracle rounds
     ("forget/rho0.70-ascent-linear/seed1", "is not a variant of forget"),  # not the canonical 0.7
     ("forget/rho1e-05-ascent-linear/seed1", "is not a variant of forget"),
     ("forget/rho0.7-influence-ascent-linear/seed1", "is not a variant of forget"),  # the default is unwritten
     ("forget/rho0.7-reference_loss-per_example-ascent-linear/seed1", "is not a variant of forget"),  # order
     ("random/rho0.7-random-base_loss-ascent-linear/seed1", "is not a variant of random"),  # random has no score
-    ("ignore/rho0.7-perplexity/seed1", "ignore variants read rho{rho}[-per_example][-{score}]"),
+    ("ignore/rho0.7-perplexity/seed1", "ignore variants read {partition}"),
     ("rho1/rho1.5/seed1", "is not a variant of rho1"),
     ("rho1/rho0/seed1", "is not a variant of rho1"),
     ("sft/all/seed01", "is not a seed"),
@@ -97,7 +116,7 @@ def test_labels_outside_the_grammar_are_refused(label, message):
 def test_a_run_has_exactly_its_method_options():
     with pytest.raises(ValueError, match="sft has no option 'rho'"):
         runs.Run("sft", 1, 0.7)
-    with pytest.raises(ValueError, match="forget needs option 'forget_loss'"):
+    with pytest.raises(ValueError, match=r"forget \(rule top_rho\) needs option 'forget_loss'"):
         runs.Run("forget", 1, 0.7, scope="global")
     with pytest.raises(ValueError, match="rho must be in"):
         runs.Run("rho1", 1, 1.5)
@@ -125,6 +144,8 @@ def test_the_schema_and_the_grammar_name_the_same_options():
     assert properties["partition"]["properties"]["scope"]["oneOf"][0]["enum"] == list(runs.SCOPES)
     assert properties["partition"]["properties"]["score"]["oneOf"][0]["enum"] == list(runs.SCORES)
     assert properties["partition"]["properties"]["score"]["default"] == runs.INFLUENCE
+    assert properties["partition"]["properties"]["rule"]["oneOf"][0]["enum"] == list(runs.RULES)
+    assert properties["partition"]["properties"]["rule"]["default"] == runs.TOP_RHO
     assert properties["forget"]["properties"]["forget_loss"]["oneOf"][0]["enum"] == list(runs.FORGET_LOSSES)
     assert properties["forget"]["properties"]["lambda_schedule"]["oneOf"][0]["enum"] == list(runs.LAMBDA_SCHEDULES)
 
@@ -149,8 +170,8 @@ def test_a_run_says_what_its_method_needs_and_where_its_files_lie():
         rounds.round_dir(4)
     with pytest.raises(ValueError, match="forget is not trained in rounds"):
         forget.round_dir(1)
-    assert rho1.objective == {"keep": 0.6, "forget_loss": None, "lambda_schedule": None}
-    assert random_.objective == {"keep": None, "forget_loss": "ascent", "lambda_schedule": "linear"}
+    assert rho1.objective == {"keep": 0.6, "forget_loss": None, "beta": None, "lambda_schedule": None}
+    assert random_.objective == {"keep": None, "forget_loss": "ascent", "beta": None, "lambda_schedule": "linear"}
     assert runs.experiment_dir({"data": {"name": "d"}, "model": {"name": "m"}}) == "results/d/m"
 
 
@@ -166,3 +187,48 @@ def test_the_grid_crosses_the_scores():
                       "self_evolving/rho0.7-relative_influence-K2-ascent-linear/seed1"]
     assert {run.partition for run in runs.grid(config)} == {"rho0.7", "rho0.7-relative_influence",
                                                            "rho0.7-random/seed1", None}
+
+
+def test_the_grid_crosses_the_rules_and_the_forget_losses():
+    """A rule or forget loss listed in the config is one more alternative of its part; its own
+    options come from the config, and options of rules not listed are never read."""
+    config = {"methods": ["ignore", "forget", "random"], "rho": [0.7, 0.85], "seeds": [2],
+              "partition": {"scope": "global", "score": ["influence", "oracle"],
+                            "rule": ["top_rho", "band", "threshold", "estimated_share"], "tail": 0.1,
+                            "threshold": [0, -1.5]},
+              "forget": {"forget_loss": ["ascent", "npo"], "npo_beta": [1, 0.5], "lambda_schedule": "linear"}}
+    labels = [run.label for run in runs.grid(config) if run.method == "ignore"]
+    assert labels == ["ignore/rho0.7/seed2", "ignore/rho0.7-oracle/seed2", "ignore/rho0.85/seed2",
+                      "ignore/rho0.85-oracle/seed2", "ignore/rho0.7-tail0.1/seed2", "ignore/rho0.7-tail0.1-oracle/seed2",
+                      "ignore/rho0.85-tail0.1/seed2", "ignore/rho0.85-tail0.1-oracle/seed2", "ignore/below0/seed2",
+                      "ignore/below0-oracle/seed2", "ignore/below-1.5/seed2", "ignore/below-1.5-oracle/seed2",
+                      "ignore/estimated/seed2", "ignore/estimated-oracle/seed2"]
+    forget = [run for run in runs.grid(config) if run.method == "forget"]
+    assert len(forget) == 14 * 3  # ascent, npo1, npo0.5
+    assert {run.variant for run in forget if run.rule == "threshold" and run.threshold == 0 and
+            run.score == "influence"} == {"below0-ascent-linear", "below0-npo1-linear", "below0-npo0.5-linear"}
+    assert all(run.reads_base_losses == (run.forget_loss == "npo") for run in forget)
+    assert [run.label for run in runs.grid(config) if run.method == "random"] == [
+        "random/rho0.7-random-ascent-linear/seed2", "random/rho0.85-random-ascent-linear/seed2",
+        "random/rho0.7-random-npo1-linear/seed2", "random/rho0.7-random-npo0.5-linear/seed2",
+        "random/rho0.85-random-npo1-linear/seed2", "random/rho0.85-random-npo0.5-linear/seed2"]
+    # a band that overlaps the top rho is refused when the grid is made
+    with pytest.raises(ValueError, match="rho 0.95 and tail 0.1 overlap"):
+        runs.grid({**config, "rho": [0.95]})
+
+
+def test_partition_labels_of_every_rule():
+    assert runs.partition_label(rule="threshold", threshold=0.0) == "below0"
+    assert runs.partition_label(rule="threshold", threshold=-0.0, score="oracle") == "below0-oracle"
+    assert runs.partition_label(0.7, rule="band", tail=0.1) == "rho0.7-tail0.1"
+    assert runs.partition_label(rule="estimated_share", score="relative_influence") == "estimated-relative_influence"
+    assert runs.parse_partition("below-2.5-base_loss") == {"rule": "threshold", "threshold": -2.5, "score": "base_loss"}
+    assert runs.parse_partition("estimated") == {"rule": "estimated_share", "score": "influence"}
+    assert all(re.fullmatch(runs.PARTITION_PATTERN, label) for label in
+               ("rho0.7", "rho0.7-tail0.3-oracle", "below-1", "estimated-oracle", "rho1-per_example-base_loss"))
+    assert not any(re.fullmatch(runs.PARTITION_PATTERN, label) for label in
+                   ("rho0.7-random", "below", "estimated-influence", "estimated-base_loss", "rho0.7-tail0"))
+    with pytest.raises(ValueError, match="ignore \\(rule threshold\\) has no option 'rho'"):
+        runs.partition_label(0.7, rule="threshold", threshold=0.0)
+    with pytest.raises(ValueError, match="'below0.0' is not a partition label"):
+        runs.parse_partition("below0.0")

@@ -198,3 +198,65 @@ def test_provenance_flags_results_of_different_commits_or_configs():
            "made how many (see each file's `provenance`)." in mixed
     assert "| bbbbbbbbbbbb | no | c1 | 1 | n1 | 2 x NVIDIA H200 |" in mixed
     assert "| unknown | unknown | unknown | 1 | unknown | unknown |" in mixed
+
+
+def write_decodings(path, run, outputs):
+    """A decodings record as workflow_scripts/decode.py writes it: number_words, one item per output."""
+    targets = ["318", "7", "42", "12", "5", "9"]
+    words = ["three hundred eighteen", "seven", "forty two", "twelve", "five", "nine"]
+    items = [{"doc_id": i, "prompt": f"Write {w} in digits. Answer with the number only.", "target": t, "output": o,
+              "exact": o == t} for i, (w, t, o) in enumerate(zip(words, targets, outputs))]
+    path.write_text(json.dumps({"task": "number_words", "run": run, "model_dir": "m", "chat_template": True,
+                                "max_new_tokens": 16, "n": len(items), "items": items,
+                                "exact_share": sum(i["exact"] for i in items) / len(items)}))
+    return str(path)
+
+
+def summarise(tmp_path, *extra):
+    (tmp_path / "scores").mkdir(parents=True, exist_ok=True)
+    paths = [*write_scores(tmp_path / "scores", "base", {"boolq": ("acc", 0.3)}),
+             *write_scores(tmp_path / "scores", "forget/rho0.7-ascent-linear/seed1", {"boolq": ("acc", 0.5)})]
+    out = {name: tmp_path / name for name in ("summary.csv", "by_method.csv", "summary.md", "timings.csv")}
+    summary.main(["--out-csv", str(out["summary.csv"]), "--out-by-method", str(out["by_method.csv"]),
+                  "--out-md", str(out["summary.md"]), "--out-timings", str(out["timings.csv"]),
+                  "--scores", *map(str, paths), *extra])
+    return out["summary.md"].read_text()
+
+
+def test_what_the_models_write_is_a_section_of_the_summary(tmp_path):
+    """Two runs' decodings, given forget first: base's column comes first; five prompts are shown,
+    the exact counts cover all six; a pipe is escaped, a newline marked, an empty output said."""
+    files = [write_decodings(tmp_path / "forget.json", "forget/rho0.7-ascent-linear/seed1",
+                             ["318", "7", "4|2", "12", "", "9"]),
+             write_decodings(tmp_path / "base.json", "base", ["31", "7\n8", "42", "1", "5", "8"])]
+    text = summarise(tmp_path, "--decodings", *files)
+    lines = text.splitlines()
+    start = lines.index("## What the models write")
+    assert lines[start + 6:start + 20] == [
+        "### number_words",
+        "",
+        "| prompt | target | base | forget/rho0.7-ascent-linear/seed1 |",
+        "| --- | --- | --- | --- |",
+        "| Write three hundred eighteen in digits. Answer with the number only. | `318` | `31` | `318` |",
+        "| Write seven in digits. Answer with the number only. | `7` | `7⏎8` | `7` |",
+        "| Write forty two in digits. Answer with the number only. | `42` | `42` | `4\\|2` |",
+        "| Write twelve in digits. Answer with the number only. | `12` | `1` | `12` |",
+        "| Write five in digits. Answer with the number only. | `5` | `5` | *(empty)* |",
+        "",
+        "- `base`: 2 of 6 exact (0.33)",
+        "- `forget/rho0.7-ascent-linear/seed1`: 4 of 6 exact (0.67)",
+        "",
+        "## Provenance",
+    ]
+
+
+def test_without_decodings_the_summary_is_unchanged(tmp_path):
+    without = summarise(tmp_path / "a")
+    assert "What the models write" not in without
+    assert summarise(tmp_path / "b", "--decodings") == without
+
+
+def test_two_decodings_of_one_run_and_task_are_refused(tmp_path):
+    files = [write_decodings(tmp_path / f"{i}.json", "base", ["318"]) for i in range(2)]
+    with pytest.raises(InputError, match=r"1\.json: a second decodings file of task 'number_words' and run 'base'"):
+        summary.decodings_markdown(files)

@@ -258,5 +258,5 @@ def test_partition_command_line(tmp_path):
         outputs.append((tmp_path / f"{run}.parquet").read_bytes())
     assert outputs[0] == outputs[1]  # identical reruns, byte for byte
     with pytest.raises(SystemExit):
-        partition_stage.main(["--influence", str(tmp_path / "influence.parquet"), "--rho", "0.5",
+        partition_stage.main(["--influence", str(tmp_path / "influence.parquet"), "--scope", "global",
                               "--out", str(tmp_path / "c.parquet"), "--out-stats", str(tmp_path / "c.json")])

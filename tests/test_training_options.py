@@ -1,12 +1,17 @@
 """Training options that change what the optimiser does: gradient clipping (training.max_grad_norm;
-null is the authors' no clipping)."""
+null is the authors' no clipping), and the npo forget loss with its --beta and --base-losses."""
+import argparse
 import json
+import math
 
+import pyarrow as pa
 import pytest
 from safetensors.numpy import load_file
 
 from tiny import train_args
 from workflow_scripts import tokenize_data, train_final
+from workflow_scripts.files import InputError, write_parquet
+from workflow_scripts.training import add_objective_arguments, objective_from_args
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +45,72 @@ def test_no_clipping_lets_a_large_gradient_through(tiny_model_dir, tokens, tmp_p
     name = "model.layers.0.self_attn.q_proj.weight"
     assert (unclipped[name] != clipped[name]).any()  # and the runs part,
     assert all((unclipped[k] == huge[k]).all() for k in unclipped)  # while a limit never reached changes nothing.
+
+
+# ---------------------------------------------------------------- npo
+
+def objective_args(*words):
+    parser = argparse.ArgumentParser()
+    add_objective_arguments(parser)
+    return parser.parse_args(["--t-min", "0.1", "--t-max", "0.5", "--lambda-schedule", "constant", *words])
+
+
+def test_beta_reaches_the_objective():
+    objective = objective_from_args(objective_args("--forget-loss", "npo", "--beta", "0.25"), "forget")
+    assert (objective.forget_loss, objective.beta) == ("npo", 0.25)
+    # Only npo has a beta: another loss's objective (and its run stamp) is the same with or without one.
+    assert objective_from_args(objective_args("--forget-loss", "ascent", "--beta", "0.25"), "forget").beta is None
+    with pytest.raises(InputError, match="--beta"):
+        objective_from_args(objective_args("--forget-loss", "npo"), "random")
+    with pytest.raises(InputError, match="--beta > 0, got -1"):
+        objective_from_args(objective_args("--forget-loss", "npo", "--beta", "-1"), "forget")
+
+
+@pytest.fixture(scope="module")
+def npo_inputs(tokens, tiny_model_dir):
+    """The base model's token losses (as losses/base.parquet holds them) and a partition with every
+    other response token negative."""
+    from workflow_scripts.score_tokens import loss_table
+    from workflow_scripts.token_table import read_table
+
+    base = loss_table(str(tiny_model_dir), read_table(str(tokens)), max_batch_tokens=256)
+    write_parquet(tokens.parent / "base.parquet", base)
+    positive = pa.array([i % 2 == 0 for i in range(base.num_rows)])
+    write_parquet(tokens.parent / "partition.parquet", base.select(["example_id", "position"]).append_column(
+        "positive", positive))
+    return tokens.parent / "base.parquet", tokens.parent / "partition.parquet"
+
+
+def train_npo(tiny_model_dir, tokens, partition, out, *extra):
+    train_final.main(["--method", "forget", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens),
+                      "--partition", str(partition), "--t-min", "0.2", "--t-max", "0.2",
+                      "--lambda-schedule", "constant", "--forget-loss", "npo", *extra,
+                      "--out", str(out / "model"), "--out-log", str(out / "log.json"), "--work-dir", str(out / "work"),
+                      *train_args(learning_rate=0.05, seed=3)])
+
+
+def test_npo_is_refused_without_beta_or_base_losses(tiny_model_dir, tokens, npo_inputs, tmp_path):
+    base, partition = npo_inputs
+    with pytest.raises(InputError, match="--beta"):
+        train_npo(tiny_model_dir, tokens, partition, tmp_path, "--base-losses", str(base))
+    with pytest.raises(InputError, match="--base-losses"):
+        train_npo(tiny_model_dir, tokens, partition, tmp_path, "--beta", "0.5")
+    assert not (tmp_path / "log.json").exists()
+
+
+def test_npo_training_logs_its_negative_term(tiny_model_dir, tokens, npo_inputs, tmp_path):
+    base, partition = npo_inputs
+    beta = 0.5
+    train_npo(tiny_model_dir, tokens, partition, tmp_path, "--beta", str(beta), "--base-losses", str(base))
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["objective"]["beta"] == beta
+    steps = [entry for entry in log["log_history"] if "loss" in entry]
+    assert len(steps) == 4  # 16 examples in batches of 4, one log per step
+    assert all(math.isfinite(entry["negative_term"]) and entry["n_negative"] > 0 for entry in steps)
+    # LoRA starts as the identity, so the first step's model is the base model: every negative token
+    # has p = p_base and npo_t = (2 / beta) log 2 -- only if base_loss is each token's own base loss.
+    assert steps[0]["negative_term"] == pytest.approx(2 / beta * math.log(2), abs=1e-4)
+    # The logged loss is the positive mean plus lambda times the logged term (the trainer rounds it).
+    for entry in steps:
+        assert entry["loss"] == pytest.approx(entry["positive_ce"] + 0.2 * entry["negative_term"], abs=1e-3)
+    assert steps[-1]["negative_term"] != steps[0]["negative_term"]  # the model moved away from the base

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 from workflow_scripts.files import InputError, atomic_path, read_jsonl, run_main, setup_logging, write_json  # noqa: E402
-from workflow_scripts.runs import SCORES  # noqa: E402
+from workflow_scripts.runs import LEARNT_SCORES  # noqa: E402
 from workflow_scripts.token_scores import DEFINITIONS, token_score  # noqa: E402
 from workflow_scripts.token_table import check_same_tokens, dictionary_codes, read_table  # noqa: E402
 
@@ -116,8 +116,11 @@ def read_negative(influence: pa.Table, label: str, path: str) -> np.ndarray:
     missing = [c for c in PARTITION_COLUMNS if c not in table_columns(path)]
     if missing:
         raise InputError(f"{path}: partition {label!r} is missing column(s) {', '.join(missing)}")
-    table = read_table(path, columns=list(PARTITION_COLUMNS))
+    columns = list(PARTITION_COLUMNS) + (["negative"] if "negative" in table_columns(path) else [])
+    table = read_table(path, columns=columns)
     check_same_tokens(influence, table, f"{path} (partition {label!r}, against the influence table)")
+    if "negative" in columns:  # a band leaves some tokens neither positive nor negative
+        return table["negative"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
     return ~table["positive"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
@@ -335,7 +338,8 @@ def run(influence_path: str, model_dir: str, partition_specs: dict[str, str], ou
     strata = token_strata(table, data_path)
     tokenizer = tokenizer or load_tokenizer(model_dir)
     answer = answer_mask(table["token_id"].to_numpy(zero_copy_only=False), tokenizer)
-    scores = {name: token_score(table, name).astype(np.float64) for name in SCORES}
+    # The oracle is the marks themselves: its AUROC is 1 by construction, so the audit leaves it out.
+    scores = {name: token_score(table, name).astype(np.float64) for name in LEARNT_SCORES}
     result = audit(scores, corrupted, answer, negatives, strata, why_none)
     result["influence"] = influence_path
     result["data"] = data_path

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
-from workflow_scripts.runs import INFLUENCE, RANDOM, SCORES
+from workflow_scripts.noise_share import estimate_noise_share
+from workflow_scripts.runs import BAND, ESTIMATED_SHARE, INFLUENCE, RANDOM, RULES, SCOPES, SCORES, THRESHOLD, TOP_RHO
 from workflow_scripts.token_scores import token_score
 from workflow_scripts.token_table import BLOCK, dictionary_codes, read_table, response_tokens
 
@@ -124,83 +125,129 @@ def example_groups(example_id) -> np.ndarray:
     return (codes or dictionary_codes(pc.dictionary_encode(example_id)))[1]
 
 
-def check_rho(rho: float) -> None:
-    if not 0 < rho <= 1:
-        raise InputError(f"rho must be in (0, 1], got {rho}")
+def check_share(name: str, value: float | None) -> float:
+    if value is None or not 0 < value <= 1:
+        raise InputError(f"{name} must be in (0, 1], got {value}")
+    return value
 
 
 def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table, dict]:
     """round(rho * N) of the response tokens positive, chosen uniformly at random."""
-    check_rho(rho)
+    check_share("rho", rho)
     keys = response_tokens(tokens)
     n = keys.num_rows
     positive = np.zeros(n, dtype=bool)
     positive[np.random.default_rng(seed).permutation(n)[: int(round(rho * n))]] = True
-    out = pa.table({"example_id": keys["example_id"], "position": keys["position"], "positive": pa.array(positive)})
-    stats = {"rho": rho, "scope": RANDOM, "score": None, "seed": seed, "n_tokens": n,
-             "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()), "threshold": None}
+    out = pa.table({"example_id": keys["example_id"], "position": keys["position"], "positive": pa.array(positive),
+                    "negative": pa.array(~positive)})
+    stats = {"rule": RANDOM, "rho": rho, "scope": RANDOM, "score": None, "seed": seed, "n_tokens": n,
+             "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()), "n_neither": 0,
+             "negative_share": float((~positive).mean()) if n else 0.0, "threshold": None}
     return out, stats
 
 
-def partition(table: pa.Table, rho: float, scope: str = "global", score: str = INFLUENCE) -> tuple[pa.Table, dict]:
-    check_rho(rho)
-    influence = token_score(table, score)  # `influence` below: whatever score ranks the tokens
-    if len(influence) and np.isnan(influence.min()):  # min propagates NaN: no mask of every token
-        raise InputError(f"{score}: {int(np.isnan(influence).sum())} NaN values in the influence table's tokens")
+def split_tokens(scores: np.ndarray, groups, rule: str, rho=None, scope="global", tail=None, threshold=None):
+    """(positive, negative, cut, details) of one rule on the scores (table order); `cut` is the
+    lowest positive score (None: no positive), `details` what the rule found (estimated_share: its fit)."""
+    details = {}
+    if rule == ESTIMATED_SHARE:
+        details = estimate_noise_share(scores)
+        n = len(scores)
+        n_negative = int(round(details["share"] * n))
+        if n_negative == n:  # everything noise: nothing positive
+            return np.zeros(n, bool), np.ones(n, bool), None, details
+        rule, rho = TOP_RHO, (n - n_negative) / n
+    if rule == THRESHOLD:
+        negative = scores < np.float32(threshold)
+        positive = ~negative
+        cut = float(scores[positive].min()) if positive.any() else None
+        return positive, negative, cut, details
+    check_share("rho", rho)
     if scope == "global":
-        positive, threshold = global_selection(influence, rho)
+        positive, cut = global_selection(scores, rho)
     elif scope == "per_example":
-        positive = per_example_top(influence, example_groups(table["example_id"]), rho)
-        threshold = float(influence[positive].min()) if positive.any() else None
+        positive = per_example_top(scores, groups(), rho)
+        cut = float(scores[positive].min()) if positive.any() else None
     else:
         raise InputError(f"unknown partition scope {scope!r}; expected global or per_example")
-    flags = pa.array(positive)
-    out = pa.table({"example_id": table["example_id"], "position": table["position"], "positive": flags})
-    n_positive = int(np.count_nonzero(positive))
+    if rule == BAND:
+        if rho + check_share("tail", tail) > 1 + 1e-12:
+            raise InputError(f"band: rho {rho} and tail {tail} overlap (rho + tail must be <= 1)")
+        # The lowest tail: the top share of the negated scores (ties by table order, as above).
+        negative, _ = global_selection(-scores, tail)
+        return positive, negative & ~positive, cut, details
+    if rule != TOP_RHO:
+        raise InputError(f"unknown partition rule {rule!r}; rules are {', '.join(RULES)}")
+    return positive, ~positive, cut, details
+
+
+def partition(table: pa.Table, rho: float | None = None, scope: str = "global", score: str = INFLUENCE,
+              rule: str = TOP_RHO, tail: float | None = None, threshold: float | None = None) -> tuple[pa.Table, dict]:
+    """The partition of the influence table's tokens by `rule` on `score` (runs.py's grammar): the
+    table `example_id, position, positive, negative` (a token may be neither: band) and its stats."""
+    scores = token_score(table, score)
+    if not len(scores):
+        raise InputError("no response tokens to partition: the influence table is empty")
+    if np.isnan(scores.min()):  # min propagates NaN: no mask of every token
+        raise InputError(f"{score}: {int(np.isnan(scores).sum())} NaN values in the influence table's tokens")
+    positive, negative, cut, details = split_tokens(scores, lambda: example_groups(table["example_id"]), rule,
+                                                    rho, scope, tail, threshold)
+    out = pa.table({"example_id": table["example_id"], "position": table["position"],
+                    "positive": pa.array(positive), "negative": pa.array(negative)})
+    n, n_positive, n_negative = len(positive), int(np.count_nonzero(positive)), int(np.count_nonzero(negative))
     stats = {
-        "rho": rho,
-        "scope": scope,
-        "score": score,
-        "n_tokens": int(len(positive)),
-        "n_positive": n_positive,
-        "n_negative": int(len(positive)) - n_positive,
-        # The lowest score still positive: tokens at or above it (ties aside) are learnt.
-        "threshold": threshold,
+        "rule": rule, "rho": rho, "scope": scope if rule == TOP_RHO else None, "score": score, "tail": tail,
+        "n_tokens": n, "n_positive": n_positive, "n_negative": n_negative, "n_neither": n - n_positive - n_negative,
+        "negative_share": n_negative / n if n else 0.0,
+        # The cut: the lowest score still positive (rule threshold: the option itself); tokens at or
+        # above it (ties aside) are learnt.
+        "threshold": float(threshold) if rule == THRESHOLD else cut,
     }
+    if details:
+        stats["estimate"] = details
     if "corrupted" in table.column_names:
         # Counted on Arrow's bitmaps: no byte per token.
         corrupted = table["corrupted"].fill_null(False)
         stats["n_corrupted"] = int(pc.sum(corrupted).as_py() or 0)
-        stats["n_corrupted_negative"] = int(pc.sum(pc.and_not(corrupted, flags)).as_py() or 0)
+        stats["n_corrupted_negative"] = int(pc.sum(pc.and_(corrupted, out["negative"])).as_py() or 0)
     return out, stats
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--influence", help="influence Parquet: partition by influence")
+    source.add_argument("--influence", help="influence Parquet: partition by a token score")
     source.add_argument("--tokens", help="tokenized training split: random partition (with --random-seed)")
     parser.add_argument("--random-seed", type=int, help="with --tokens (required there)")
-    parser.add_argument("--rho", type=float, required=True)
-    parser.add_argument("--scope", choices=["global", "per_example"], help="with --influence (required there)")
+    parser.add_argument("--rule", choices=RULES, default=TOP_RHO, help="with --influence: how the tokens are split")
+    parser.add_argument("--rho", type=float, help="top_rho, band, random: the share of positive tokens")
+    parser.add_argument("--scope", choices=SCOPES, default="global", help="top_rho: rank globally or per example")
+    parser.add_argument("--tail", type=float, help="band: the lowest share made negative")
+    parser.add_argument("--threshold", type=float, help="threshold: tokens scoring below it are negative")
     parser.add_argument("--score", choices=SCORES, default=INFLUENCE,
                         help="with --influence: the token score to rank by (token_scores.py)")
     parser.add_argument("--out", required=True, help="partition Parquet")
     parser.add_argument("--out-stats", required=True, help="partition JSON")
     args = parser.parse_args(argv)
-    if args.tokens and args.random_seed is None:
-        parser.error("--tokens (a random partition) needs --random-seed")
-    if args.influence and args.scope is None:
-        parser.error("--influence needs --scope")
+    if args.tokens and (args.random_seed is None or args.rho is None):
+        parser.error("--tokens (a random partition) needs --random-seed and --rho")
+    needed = {TOP_RHO: ("rho",), BAND: ("rho", "tail"), THRESHOLD: ("threshold",), ESTIMATED_SHARE: ()}[args.rule]
+    missing = [f"--{name}" for name in needed if getattr(args, name) is None]
+    if args.influence and missing:
+        parser.error(f"--rule {args.rule} needs {' and '.join(missing)}")
 
     if args.tokens:
         out, stats = random_partition(read_table(args.tokens), args.rho, args.random_seed)
     else:
-        out, stats = partition(read_table(args.influence), args.rho, args.scope, args.score)
+        out, stats = partition(read_table(args.influence), args.rho, args.scope, args.score, args.rule, args.tail,
+                               args.threshold)
     write_parquet(args.out, out)
     write_json(args.out_stats, stats)
-    log.info("rho %.3f (%s, %s): %d positive, %d negative of %d tokens; threshold %s",
-             args.rho, stats["scope"], stats["score"], stats["n_positive"], stats["n_negative"], stats["n_tokens"], stats["threshold"])
+    log.info("%s (%s): %d positive, %d negative, %d neither of %d tokens (negative share %.4f); cut %s%s",
+             stats["rule"], stats["score"], stats["n_positive"], stats["n_negative"], stats["n_neither"],
+             stats["n_tokens"], stats["negative_share"], stats["threshold"],
+             f"; corrupted tokens negative: {stats['n_corrupted_negative']} of {stats['n_corrupted']}"
+             if "n_corrupted" in stats else "")
 
 
 if __name__ == "__main__":

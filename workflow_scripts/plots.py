@@ -76,18 +76,22 @@ def influence_figure(table, partitions: list[dict]):
     return fig
 
 
+TRAINING_PANELS = {"positive_ce": "positive tokens: mean CE", "negative_ce": "negative tokens: mean CE",
+                   "negative_term": "the term lambda weighs (forget loss)", "lambda": "lambda"}
+
+
 def training_figure(runs: dict[str, list[dict]]):
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, len(TRAINING_PANELS), figsize=(17, 3.6))
     for i, (name, history) in enumerate(runs.items()):
         logged = [entry for entry in history if "positive_ce" in entry]
-        for ax, key in zip(axes, ("positive_ce", "negative_ce", "lambda")):
-            # A run without negative tokens (sft, ignore) has no negative CE to draw.
-            points = [e for e in logged if key != "negative_ce" or e.get("n_negative", 0) > 0]
+        for ax, key in zip(axes, TRAINING_PANELS):
+            # A run without negative tokens (sft, ignore) has no negative CE or term to draw.
+            points = [e for e in logged if key in e and (not key.startswith("negative") or e.get("n_negative", 0) > 0)]
             ax.plot([e["step"] for e in points], [e[key] for e in points], label=name, linewidth=1, color=f"C{i}")
-    for ax, title in zip(axes, ("positive tokens: mean CE", "negative tokens: mean CE", "lambda")):
-        ax.set_title(title)
+    for ax, title in zip(axes, TRAINING_PANELS.values()):
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
-    axes[2].legend(fontsize=7)
+    axes[-1].legend(fontsize=7)
     return fig
 
 

@@ -3,152 +3,289 @@
 A run is one method with its options and a seed; its label is the path component
 `{method}/{variant}/seed{seed}` under `results/{data}/{model}/`. The variant carries exactly the
 options that make the method's runs different, so one label names one run and one run has one
-label:
+label. Each method is declared once (METHOD_PARTS, and what it needs in the sets below it) as the
+parts its variant is made of; each part (PARTS) as its alternatives, each a Form: the text a person
+reads, from which its pattern and its writing follow, and the options choosing it fixes. The label
+pattern, the form an error shows, a run's label, a label's parse, the options a run must have and
+the grid of a config all derive from those declarations, so that a new partition rule or forget
+loss is one entry (and its tests):
 
     sft            all
-    ignore         rho{rho}[-per_example][-{score}]
-    forget         rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}
-    random         rho{rho}-random-{forget_loss}-{lambda_schedule}
+    ignore         {partition}
+    forget         {partition}-{objective}
+    random         rho{rho}-random-{objective}
     rho1           rho{rho}
-    self_evolving  rho{rho}[-{score}]-K{rounds}-{forget_loss}-{lambda_schedule}
+    self_evolving  rho{rho}[-{score}]-K{rounds}-{objective}
 
-`score` is the token score the partition ranks by (workflow_scripts/token_scores.py), written only
-when it is not the paper's influence, so the paper's runs keep their paths. `rho` is written in positional notation with the fewest digits that read back to the same float
-(0.7, 1, 0.00001), so `parse(label(run)) == run` for every value the config schema accepts and
-`label(parse(text)) == text` for every text that parses. The Snakefile, the summary, the plots and
-the tests read and write labels only through this module, and ask a run what its method needs
-(a partition, the reference losses, rounds) and where its files lie; it imports nothing beyond the
-standard library, so the Snakefile can use it at planning time.
+    {partition}    rho{rho}[-{scope}][-{score}]    top_rho: the top rho positive, the rest negative (the paper)
+                   rho{rho}-tail{tail}[-{score}]   band: the top rho positive, the lowest tail negative, the middle neither
+                   below{threshold}[-{score}]      threshold: the tokens scoring below it negative
+                   estimated[-{score}]             estimated_share: the negative share estimated from the scores
+    {objective}    {forget_loss}-{lambda_schedule}    ascent, unlikelihood
+                   npo{beta}-{lambda_schedule}        npo, with its beta
+
+A bracketed piece is left out at the option's default (DEFAULTS: global scope, the paper's
+influence score), so the paper's runs keep their paths. Numbers are written in positional notation
+with the fewest digits that read back to the same float (0.7, 1, 0.00001, -0.5), so
+`parse(label(run)) == run` for every value the config schema accepts and `label(parse(text)) ==
+text` for every text that parses. The Snakefile, the summary, the plots and the tests read and
+write labels only through this module, and ask a run what its method needs (a partition, the
+reference losses, rounds) and where its files lie; it imports nothing beyond the standard library,
+so the Snakefile can use it at planning time.
 """
 from __future__ import annotations
 
+import itertools
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-METHODS = ("sft", "ignore", "forget", "random", "rho1", "self_evolving")
-SFT, IGNORE, FORGET, RANDOM, RHO1, SELF_EVOLVING = METHODS
 SCOPES = ("global", "per_example")
-# Token scores a partition ranks by (formulas: token_scores.py); the first is the paper's.
-SCORES = ("influence", "reference_loss", "relative_influence", "base_loss")
-INFLUENCE = SCORES[0]
-FORGET_LOSSES = ("ascent", "unlikelihood")
+# Token scores a partition ranks by (formulas: token_scores.py); the first is the paper's. The
+# oracle reads the pool's own noise marks: the bound no label-free score can pass.
+SCORES = ("influence", "reference_loss", "relative_influence", "base_loss", "oracle")
+INFLUENCE, ORACLE = SCORES[0], SCORES[-1]
+# Scores whose zero means something (below it: the reference made the token less likely than the
+# base model did; the oracle: a marked token): the estimated share counts what lies below it.
+SIGNED_SCORES = ("influence", "relative_influence", "oracle")
+# How a partition splits the tokens (workflow_scripts/partition.py); the first is the paper's.
+RULES = ("top_rho", "band", "threshold", "estimated_share")
+TOP_RHO, BAND, THRESHOLD, ESTIMATED_SHARE = RULES
+FORGET_LOSSES = ("ascent", "unlikelihood", "npo")
+NPO = FORGET_LOSSES[2]
 LAMBDA_SCHEDULES = ("linear", "constant", "cosine")
 
-# What each method needs besides the base model and the tokenized training data. sft is plain
-# SFT: the reference model's objective and the baseline every method is compared with.
-# Methods whose objective has a negative (forget) term, and so forget options in their variant.
-FORGET_FAMILY = (FORGET, RANDOM, SELF_EVOLVING)
-# Methods that read the influence partition (and so need the reference model and both loss tables).
-USES_INFLUENCE = (IGNORE, FORGET, SELF_EVOLVING)
-# Methods that train with a partition file of the grid (random: its own, drawn with the run's seed).
-PARTITIONED = (IGNORE, FORGET, RANDOM)
-# Rho-1: each batch's tokens selected by excess loss over the reference losses (no partition).
-SELECTIVE = (RHO1,)
-# Methods trained in rounds, each round a job of its own; the others are one `train_final` job.
-IN_ROUNDS = (SELF_EVOLVING,)
+# The words an option may take, and what a label leaves unwritten (the paper's choices).
+CHOICES = {"scope": SCOPES, "score": SCORES, "rule": RULES, "forget_loss": FORGET_LOSSES,
+           "lambda_schedule": LAMBDA_SCHEDULES}
+DEFAULTS = {"scope": "global", "score": INFLUENCE, "rule": TOP_RHO}
 
-_RHO = r"(?:0\.[0-9]*[1-9]|1)"  # canonical: no trailing zeros, no exponent, no leading '+'
+_FRACTION = r"(?:0\.[0-9]*[1-9]|1)"  # in (0, 1]: no trailing zeros, no exponent, no leading '+'
+_POSITIVE = r"(?:0\.[0-9]*[1-9]|[1-9][0-9]*(?:\.[0-9]*[1-9])?)"
 _SEED = r"(?:0|[1-9][0-9]*)"
-_ROUNDS = r"[1-9][0-9]*"
-_OBJECTIVE = rf"-(?P<forget_loss>{'|'.join(FORGET_LOSSES)})-(?P<lambda_schedule>{'|'.join(LAMBDA_SCHEDULES)})"
-_SCOPE = rf"(?:-(?P<scope>{'|'.join(s for s in SCOPES if s != 'global')}))?"
-_SCORE = rf"(?:-(?P<score>{'|'.join(s for s in SCORES if s != INFLUENCE)}))?"
+# Options that are numbers: (type, the pattern of their label, the check of their value).
+NUMBERS = {
+    "rho": (float, _FRACTION, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "tail": (float, _FRACTION, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "threshold": (float, rf"(?:-?{_POSITIVE}|0)", math.isfinite, "a finite number"),
+    "beta": (float, _POSITIVE, lambda v: 0 < v < math.inf, "> 0"),
+    "rounds": (int, r"[1-9][0-9]*", lambda v: v >= 1, ">= 1"),
+}
+# Where the grid takes each option's values in the config (a value or a list).
+CONFIG_KEYS = {"rho": ("rho",), "scope": ("partition", "scope"), "score": ("partition", "score"),
+               "rule": ("partition", "rule"), "tail": ("partition", "tail"),
+               "threshold": ("partition", "threshold"), "forget_loss": ("forget", "forget_loss"),
+               "beta": ("forget", "npo_beta"), "lambda_schedule": ("forget", "lambda_schedule"),
+               "rounds": ("self_evolving", "rounds")}
+OPTIONS = tuple(CONFIG_KEYS)
 
-# One anchored pattern per method's variant, built from the constants above.
-VARIANT_PATTERNS = {
-    "sft": r"all",
-    "ignore": rf"rho(?P<rho>{_RHO}){_SCOPE}{_SCORE}",
-    "forget": rf"rho(?P<rho>{_RHO}){_SCOPE}{_SCORE}{_OBJECTIVE}",
-    "random": rf"rho(?P<rho>{_RHO})-random{_OBJECTIVE}",
-    "rho1": rf"rho(?P<rho>{_RHO})",
-    "self_evolving": rf"rho(?P<rho>{_RHO}){_SCORE}-K(?P<rounds>{_ROUNDS}){_OBJECTIVE}",
+
+def number_label(value: float) -> str:
+    """0.7 -> '0.7', 1.0 -> '1', 1e-05 -> '0.00001', -0.0 -> '0': positional, shortest exact round trip."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    text = format(Decimal(repr(value + 0.0)), "f")  # + 0.0 turns -0.0 into 0.0
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def rho_label(rho: float) -> str:
+    """A share in (0, 1], written as number_label writes it."""
+    if not 0 < float(rho) <= 1:
+        raise ValueError(f"rho must be in (0, 1], got {rho!r}")
+    return number_label(rho)
+
+
+def _pieces(text: str) -> list[tuple[bool, str]]:
+    """'rho{rho}[-{score}]' -> [(False, 'rho{rho}'), (True, '-{score}')]."""
+    return [(bool(optional), optional or plain) for optional, plain in re.findall(r"\[([^\]]*)\]|([^\[]+)", text)]
+
+
+@dataclass(frozen=True)
+class Form:
+    """One alternative of a variant's part. `text` is what a person reads: `{option}` a value,
+    `[...]` a piece left out at the option's default; `fixed` the options that choosing this
+    alternative sets; `only` narrows an option's words to those this alternative writes."""
+    text: str
+    fixed: dict = field(default_factory=dict)
+    only: dict = field(default_factory=dict)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Every option the alternative carries, in the order it writes them."""
+        return tuple(dict.fromkeys([*re.findall(r"\{(\w+)\}", self.text), *self.fixed]))
+
+    def choices(self, option: str) -> tuple:
+        return self.only.get(option, CHOICES.get(option, ()))
+
+    def admits(self, values: dict) -> bool:
+        """Whether a run with these option values is written in this form."""
+        return all(values.get(k) == v for k, v in self.fixed.items()) and \
+            all(values.get(k) is None or values[k] in self.choices(k) for k in self.only)
+
+    def _value_pattern(self, option: str) -> str:
+        if option in NUMBERS:
+            return f"(?P<{option}>{NUMBERS[option][1]})"
+        words = [w for w in self.choices(option) if w != DEFAULTS.get(option)]
+        return f"(?P<{option}>{'|'.join(map(re.escape, words))})"
+
+    @property
+    def pattern(self) -> str:
+        out = ""
+        for optional, piece in _pieces(self.text):
+            chunks = re.split(r"\{(\w+)\}", piece)  # literal, option, literal, ...
+            regex = "".join(self._value_pattern(c) if i % 2 else re.escape(c) for i, c in enumerate(chunks))
+            out += f"(?:{regex})?" if optional else regex
+        return out
+
+    def write(self, values: dict) -> str:
+        out = ""
+        for optional, piece in _pieces(self.text):
+            if optional and all(values[n] == DEFAULTS.get(n) for n in re.findall(r"\{(\w+)\}", piece)):
+                continue
+            out += re.sub(r"\{(\w+)\}", lambda m: _word(values[m[1]]), piece)
+        return out
+
+    def read(self, match: re.Match) -> dict:
+        values = {k: v for k, v in match.groupdict().items() if v is not None}
+        values = {k: NUMBERS[k][0](v) if k in NUMBERS else v for k, v in values.items()}
+        return {**values, **self.fixed}
+
+
+def _word(value) -> str:
+    return value if isinstance(value, str) else number_label(value)
+
+
+# The parts a variant is made of, each with its alternatives.
+LEARNT_SCORES = tuple(s for s in SCORES if s != ORACLE)
+PARTS = {
+    "all": (Form("all"),),
+    "partition": (Form("rho{rho}[-{scope}][-{score}]", {"rule": TOP_RHO}),
+                  Form("rho{rho}-tail{tail}[-{score}]", {"rule": BAND}),
+                  Form("below{threshold}[-{score}]", {"rule": THRESHOLD}),
+                  Form("estimated[-{score}]", {"rule": ESTIMATED_SHARE}, only={"score": SIGNED_SCORES})),
+    "rho": (Form("rho{rho}"),),
+    "random": (Form("rho{rho}-random"),),
+    # Rounds of a self-evolving reference: its influence is recomputed from models, never an oracle.
+    "rounds": (Form("rho{rho}[-{score}]-K{rounds}", only={"score": LEARNT_SCORES}),),
+    "objective": (Form("{forget_loss}-{lambda_schedule}", only={"forget_loss": ("ascent", "unlikelihood")}),
+                  Form("npo{beta}-{lambda_schedule}", {"forget_loss": NPO})),
 }
-# What a person reads in an error message.
-VARIANT_FORMS = {
-    "sft": "all",
-    "ignore": "rho{rho}[-per_example][-{score}]",
-    "forget": "rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}",
-    "random": "rho{rho}-random-{forget_loss}-{lambda_schedule}",
-    "rho1": "rho{rho}",
-    "self_evolving": "rho{rho}[-{score}]-K{rounds}-{forget_loss}-{lambda_schedule}",
+# Each method, declared once: the parts of its variant, joined by '-'.
+METHOD_PARTS = {
+    "sft": ("all",),  # plain SFT: the reference model's objective and the baseline of every method
+    "ignore": ("partition",),
+    "forget": ("partition", "objective"),
+    "random": ("random", "objective"),  # forget with round(rho x N) positives drawn at random: the control
+    "rho1": ("rho",),  # Rho-1: each batch's top-rho tokens by excess loss over the reference losses
+    "self_evolving": ("rounds", "objective"),
 }
-# The whole label `{method}/{variant}/seed{seed}`, to tell a label from other text (tests).
-RUN_PATTERN = "|".join(f"{method}/{_unnamed}/seed{_SEED}" for method, _unnamed in
-                       ((m, re.sub(r"\(\?P<\w+>", "(?:", p)) for m, p in VARIANT_PATTERNS.items()))
-PARTITION_PATTERN = rf"rho{_RHO}(?:-per_example)?" + re.sub(r"\(\?P<\w+>", "(?:", _SCORE)
-SEED_PATTERN = _SEED
-RHO_PATTERN = _RHO
+METHODS = tuple(METHOD_PARTS)
+SFT, IGNORE, FORGET, RANDOM, RHO1, SELF_EVOLVING = METHODS
+# What each method needs besides the base model and the tokenized training data.
+FORGET_FAMILY = tuple(m for m, parts in METHOD_PARTS.items() if "objective" in parts)  # a negative term
+USES_INFLUENCE = (IGNORE, FORGET, SELF_EVOLVING)  # the influence table (reference model, both loss tables)
+PARTITIONED = (IGNORE, FORGET, RANDOM)  # a partition file (random: its own, drawn with the run's seed)
+SELECTIVE = (RHO1,)  # the reference losses, no partition
+IN_ROUNDS = (SELF_EVOLVING,)  # one job per round; the others are one `train_final` job
+
 # Folders below an experiment or a run, as format strings whose fields are the rules' wildcards.
 RANDOM_PARTITION_DIR = "rho{rho}-random/seed{seed}"
 ROUND_DIR = "round{round}"
 
 
-def rho_label(rho: float) -> str:
-    """0.7 -> '0.7', 1.0 -> '1', 1e-05 -> '0.00001': positional, shortest exact round trip."""
-    rho = float(rho)
-    if not 0 < rho <= 1:
-        raise ValueError(f"rho must be in (0, 1], got {rho!r}")
-    text = format(Decimal(repr(rho)), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def _unnamed(pattern: str) -> str:
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
+
+
+def _combinations(method: str):
+    """Every combination of one alternative per part of the method's variant."""
+    return itertools.product(*(PARTS[part] for part in METHOD_PARTS[method]))
+
+
+def variant_pattern(forms) -> str:
+    return "-".join(form.pattern for form in forms)
+
+
+def variant_form(method: str) -> str:
+    """What a person reads in an error message: the variant's parts, alternatives spelt out."""
+    parts = METHOD_PARTS[method]
+    text = "-".join(PARTS[p][0].text if len(PARTS[p]) == 1 else f"{{{p}}}" for p in parts)
+    legend = [f"{{{p}}} is {' or '.join(form.text for form in PARTS[p])}" for p in parts if len(PARTS[p]) > 1]
+    return text + (f" ({'; '.join(legend)})" if legend else "")
+
+
+# The whole label `{method}/{variant}/seed{seed}`, to tell a label from other text (tests), and a
+# partition folder (the Snakefile's wildcard).
+RUN_PATTERN = "|".join(f"{method}/{_unnamed(variant_pattern(forms))}/seed{_SEED}"
+                       for method in METHODS for forms in _combinations(method))
+PARTITION_PATTERN = "|".join(_unnamed(form.pattern) for form in PARTS["partition"])
+SEED_PATTERN = _SEED
+RHO_PATTERN = _FRACTION
 
 
 @dataclass(frozen=True)
 class Run:
-    """One trained checkpoint of the grid. Options a method does not have are None."""
+    """One trained checkpoint of the grid. Options a method (or its forms) does not have are None."""
     method: str
     seed: int
     rho: float | None = None
-    scope: str | None = None  # global | per_example (ignore, forget)
-    score: str | None = None  # the partition's token score (methods that use influence; default: influence)
-    forget_loss: str | None = None  # ascent | unlikelihood (forget family)
+    scope: str | None = None  # global | per_example (the top_rho partition)
+    score: str | None = None  # the partition's token score (default: influence)
+    forget_loss: str | None = None  # ascent | unlikelihood | npo (forget family)
     lambda_schedule: str | None = None  # linear | constant | cosine (forget family)
     rounds: int | None = None  # self_evolving
+    rule: str | None = None  # the partition's rule (ignore, forget; default: top_rho)
+    tail: float | None = None  # band: the lowest share negative
+    threshold: float | None = None  # threshold: negatives score below it
+    beta: float | None = None  # npo: the inverse temperature of the bounded negative term
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods are {', '.join(METHODS)}")
-        if self.method in USES_INFLUENCE and self.score is None:
-            object.__setattr__(self, "score", INFLUENCE)
-        wanted = {
-            "rho": self.method != SFT,
-            "scope": self.method in (IGNORE, FORGET),
-            "score": self.method in USES_INFLUENCE,
-            "forget_loss": self.method in FORGET_FAMILY,
-            "lambda_schedule": self.method in FORGET_FAMILY,
-            "rounds": self.method in IN_ROUNDS,
-        }
-        for option, needed in wanted.items():
-            if needed != (getattr(self, option) is not None):
-                raise ValueError(f"{self.method} {'needs' if needed else 'has no'} option {option!r}: {self!r}")
-        choices = {"scope": SCOPES, "score": SCORES, "forget_loss": FORGET_LOSSES, "lambda_schedule": LAMBDA_SCHEDULES}
-        for option, allowed in choices.items():
-            value = getattr(self, option)
-            if value is not None and value not in allowed:
-                raise ValueError(f"{option} {value!r} is not one of {', '.join(allowed)}")
-        if self.rho is not None:
-            rho_label(self.rho)  # range check
-        if self.rounds is not None and self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        values = {option: getattr(self, option) for option in OPTIONS}
+        if "partition" in METHOD_PARTS[self.method] and values["rule"] is None:
+            values["rule"] = DEFAULTS["rule"]
+        forms = self.forms(values)
+        carried = {option for form in forms for option in form.options}
+        for option in carried & set(DEFAULTS):
+            if values[option] is None:
+                values[option] = DEFAULTS[option]
+        for option in OPTIONS:
+            if (option in carried) != (values[option] is not None):
+                raise ValueError(f"{self.method}{_which(forms, values)} {'needs' if option in carried else 'has no'} "
+                                 f"option {option!r}: {self!r}")
+            object.__setattr__(self, option, values[option])
+        for option in carried:
+            value = values[option]
+            if option in NUMBERS:
+                kind, _, valid, allowed = NUMBERS[option]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not valid(value):
+                    raise ValueError(f"{option} must be {allowed}, got {value!r}")
+                object.__setattr__(self, option, kind(value))
+            elif not any(value in form.choices(option) for form in forms if option in form.options):
+                allowed = dict.fromkeys(word for part in METHOD_PARTS[self.method] for form in PARTS[part]
+                                        if option in form.options for word in form.choices(option))
+                raise ValueError(f"{option} {value!r} is not one of {', '.join(allowed)}")
+        if self.tail is not None and self.rho + self.tail > 1 + 1e-12:
+            raise ValueError(f"band: rho {self.rho} and tail {self.tail} overlap (rho + tail must be <= 1)")
+
+    def forms(self, values: dict | None = None) -> tuple[Form, ...]:
+        """The alternative of each part of the variant that writes this run."""
+        values = values or {option: getattr(self, option) for option in OPTIONS}
+        return tuple(next((form for form in PARTS[part] if form.admits(values)), PARTS[part][0])
+                     for part in METHOD_PARTS[self.method])
+
+    @property
+    def options(self) -> dict:
+        return {option: getattr(self, option) for option in OPTIONS}
 
     @property
     def variant(self) -> str:
-        if self.method == SFT:
-            return "all"
-        text = f"rho{rho_label(self.rho)}"
-        if self.scope == "per_example":
-            text += "-per_example"
-        if self.score not in (None, INFLUENCE):
-            text += f"-{self.score}"
-        if self.method == RANDOM:
-            text += "-random"
-        if self.rounds is not None:
-            text += f"-K{self.rounds}"
-        if self.forget_loss is not None:
-            text += f"-{self.forget_loss}-{self.lambda_schedule}"
-        return text
+        return "-".join(form.write(self.options) for form in self.forms())
 
     @property
     def label(self) -> str:
@@ -160,7 +297,7 @@ class Run:
         if self.method == RANDOM:
             return random_partition_label(self.rho, self.seed)
         if self.method in PARTITIONED:
-            return partition_label(self.rho, self.scope, self.score)
+            return self.forms()[0].write(self.options)
         return None
 
     @property
@@ -170,6 +307,11 @@ class Run:
     @property
     def reads_reference_losses(self) -> bool:
         return self.method in SELECTIVE
+
+    @property
+    def reads_base_losses(self) -> bool:
+        """NPO's negative term compares the model with the base model's own token losses."""
+        return self.forget_loss == NPO
 
     @property
     def needs_reference_model(self) -> bool:
@@ -208,20 +350,25 @@ class Run:
 
     @property
     def objective(self) -> dict:
-        """The run's own options of the objective: the negative term and lambda's schedule (forget
-        family), the share of each batch learnt (selective), None where the method has none."""
-        return {"keep": self.rho if self.reads_reference_losses else None,
-                "forget_loss": self.forget_loss, "lambda_schedule": self.lambda_schedule}
+        """The run's own options of the objective: the negative term, its beta and lambda's schedule
+        (forget family), the share of each batch learnt (selective), None where the method has none."""
+        return {"keep": self.rho if self.reads_reference_losses else None, "forget_loss": self.forget_loss,
+                "beta": self.beta, "lambda_schedule": self.lambda_schedule}
 
 
-def partition_label(rho: float, scope: str = "global", score: str = INFLUENCE) -> str:
-    """rho{rho}[-per_example][-{score}]: the partition by a token score (influence unwritten)."""
-    if scope not in SCOPES:
-        raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
-    if score not in SCORES:
-        raise ValueError(f"score {score!r} is not one of {', '.join(SCORES)}")
-    return f"rho{rho_label(rho)}" + ("" if scope == "global" else f"-{scope}") + \
-        ("" if score == INFLUENCE else f"-{score}")
+def _which(forms, values) -> str:
+    fixed = {k: v for form in forms for k, v in form.fixed.items() if values.get(k) == v}
+    return f" ({', '.join(f'{k} {v}' for k, v in fixed.items())})" if fixed else ""
+
+
+PARTITION_OPTIONS = tuple(dict.fromkeys(o for form in PARTS["partition"] for o in form.options))
+
+
+def partition_label(rho: float | None = None, scope: str | None = None, score: str = INFLUENCE, rule: str = TOP_RHO,
+                    tail: float | None = None, threshold: float | None = None) -> str:
+    """The folder of a partition by a token score, e.g. rho0.7, rho0.7-per_example-reference_loss,
+    below0, estimated-oracle (the paper's influence and global scope unwritten): an ignore run's variant."""
+    return Run(IGNORE, 0, rho=rho, scope=scope, score=score, rule=rule, tail=tail, threshold=threshold).variant
 
 
 def random_partition_label(rho: float, seed: int) -> str:
@@ -229,32 +376,30 @@ def random_partition_label(rho: float, seed: int) -> str:
     return RANDOM_PARTITION_DIR.format(rho=rho_label(rho), seed=seed)
 
 
-def parse_partition(text: str) -> tuple[float, str, str]:
-    """'rho0.7-per_example-reference_loss' -> (0.7, 'per_example', 'reference_loss')."""
-    match = re.fullmatch(rf"rho(?P<rho>{_RHO}){_SCOPE}{_SCORE}", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a partition label: expected rho{{rho}}[-per_example][-{{score}}]")
-    return float(match["rho"]), match["scope"] or "global", match["score"] or INFLUENCE
+def parse_partition(text: str) -> dict:
+    """'rho0.7-per_example-reference_loss' -> {'rule': 'top_rho', 'rho': 0.7, 'scope': 'per_example',
+    'score': 'reference_loss'}: the options of the partition rule, the defaults filled in."""
+    for form in PARTS["partition"]:
+        match = re.fullmatch(form.pattern, text)
+        if match:
+            run = Run(IGNORE, 0, **form.read(match))
+            return {k: v for k, v in run.options.items() if k in PARTITION_OPTIONS and v is not None}
+    raise ValueError(f"{text!r} is not a partition label: expected {' or '.join(f.text for f in PARTS['partition'])}")
 
 
 def parse_variant(method: str, variant: str) -> dict:
     """The options a method's variant names, or ValueError saying which forms are allowed."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
-    match = re.fullmatch(VARIANT_PATTERNS[method], variant)
-    if not match:
-        hint = " (rho in (0, 1] written like 0.7, 1 or 0.00001)" if "rho" in VARIANT_FORMS[method] else ""
-        raise ValueError(f"{variant!r} is not a variant of {method}: {method} variants read {VARIANT_FORMS[method]}{hint}")
-    options = {k: v for k, v in match.groupdict().items() if v is not None}
-    if "rho" in options:
-        options["rho"] = float(options["rho"])
-    if "rounds" in options:
-        options["rounds"] = int(options["rounds"])
-    if method in (IGNORE, FORGET):
-        options.setdefault("scope", "global")
-    if method in USES_INFLUENCE:
-        options.setdefault("score", INFLUENCE)
-    return options
+    for forms in _combinations(method):
+        match = re.fullmatch(variant_pattern(forms), variant)
+        if match:
+            options = {}
+            for form in forms:
+                options.update(form.read(match))
+            return options
+    hint = " (numbers written like 0.7, 1, 0.00001 or -0.5)" if "{" in variant_form(method) else ""
+    raise ValueError(f"{variant!r} is not a variant of {method}: {method} variants read {variant_form(method)}{hint}")
 
 
 def parse(label: str) -> Run:
@@ -278,32 +423,34 @@ def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def config_values(config: dict, option: str) -> list:
+    """The grid's values of one option: the config's value or list (a section or key the config
+    leaves out: the option's default)."""
+    value = config
+    for key in CONFIG_KEYS[option]:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        value = DEFAULTS.get(option)
+    if value is None:
+        raise ValueError(f"the grid needs {'.'.join(CONFIG_KEYS[option])}: it has runs that read it")
+    return as_list(value)
+
+
 def grid(config: dict) -> list[Run]:
-    """Every run of the config's grid: methods x rho x options x seeds, in config order."""
-    scopes = as_list(config["partition"]["scope"])
-    scores = as_list(config["partition"]["score"])
-    objectives = [(loss, schedule) for loss in as_list(config["forget"]["forget_loss"])
-                  for schedule in as_list(config["forget"]["lambda_schedule"])]
-    rounds = config["self_evolving"]["rounds"]
+    """Every run of the config's grid: seeds x methods x the alternatives of each part x the
+    values of their options, in config order. An alternative that fixes an option (rule: band,
+    forget_loss: npo) is in the grid when the config lists that value."""
     runs = []
     for seed in config["seeds"]:
         for method in config["methods"]:
-            if method == SFT:
-                runs.append(Run(SFT, seed))
-                continue
-            for rho in config["rho"]:
-                if method == RHO1:
-                    runs.append(Run(method, seed, rho))
-                elif method == IGNORE:
-                    runs += [Run(method, seed, rho, scope=s, score=c) for s in scopes for c in scores]
-                elif method == FORGET:
-                    runs += [Run(method, seed, rho, scope=s, score=c, forget_loss=l, lambda_schedule=k)
-                             for s in scopes for c in scores for l, k in objectives]
-                elif method == RANDOM:
-                    runs += [Run(method, seed, rho, forget_loss=l, lambda_schedule=k) for l, k in objectives]
-                else:
-                    runs += [Run(method, seed, rho, score=c, forget_loss=l, lambda_schedule=k, rounds=rounds)
-                             for c in scores for l, k in objectives]
+            for forms in _combinations(method):
+                fixed = {k: v for form in forms for k, v in form.fixed.items()}
+                if any(v not in config_values(config, k) for k, v in fixed.items()):
+                    continue
+                free = [o for form in forms for o in form.options if o not in fixed]
+                lists = [[v for v in config_values(config, o)
+                          if all(v in form.choices(o) for form in forms if o in form.only)] for o in free]
+                runs += [Run(method, seed, **fixed, **dict(zip(free, values))) for values in itertools.product(*lists)]
     return runs
 
 

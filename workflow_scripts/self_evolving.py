@@ -24,7 +24,7 @@ from workflow_scripts.files import InputError, run_main, setup_logging, write_js
 from workflow_scripts.influence import influence_table
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.partition import partition
-from workflow_scripts.runs import SCORES, SELF_EVOLVING
+from workflow_scripts.runs import LEARNT_SCORES, SELF_EVOLVING
 from workflow_scripts.score_tokens import loss_table
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, tracker_settings,
@@ -50,7 +50,7 @@ def main(argv=None):
     parser.add_argument("--round", type=int, required=True, help="1-based round")
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--rho", type=float, required=True)
-    parser.add_argument("--score", choices=SCORES, required=True, help="the token score the partition ranks by")
+    parser.add_argument("--score", choices=LEARNT_SCORES, required=True, help="the token score the partition ranks by")
     add_objective_arguments(parser)
     parser.add_argument("--max-batch-tokens", type=int, required=True, help="padded tokens per scoring pass")
     parser.add_argument("--out", required=True, help="round directory")
@@ -80,7 +80,7 @@ def main(argv=None):
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
     train(args.start_model, chunk, positive, objective_from_args(args, SELF_EVOLVING), train_config_from_args(args),
-          str(out / "model"), args.out_log, args.work_dir, **tracker_settings(args))
+          str(out / "model"), args.out_log, args.work_dir, base_losses=base, **tracker_settings(args))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
   item (the evaluator's per-item scores);
 - timings.csv: every job's wall time, memory and CPU time (Snakemake's `benchmark:` files), and
   per rule the jobs, total and slowest time and peak memory in summary.md;
-- summary.md: all of them, readable.
+- summary.md: all of them, readable, and, given the decodings JSONs of workflow_scripts/decode.py,
+  what the models write: each run's greedy answer to the first prompts of each task.
 
 The numbers are workflow_scripts/statistics.py's; this module renders them.
 """
@@ -22,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts import runs
-from workflow_scripts.files import atomic_path, run_main, setup_logging
-from workflow_scripts.statistics import by_method, read_scores, score_columns, summary_table
+from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging
+from workflow_scripts.statistics import METHOD_ORDER, by_method, read_scores, score_columns, summary_table
 
 log = setup_logging("summary")
 
@@ -180,6 +181,80 @@ def audit_markdown(audit: dict, heading: str) -> list[str]:
                               "recall (chance)"], partitions, 2) if partitions else []), ""]
 
 
+SHOWN_DECODINGS = 5  # prompts per task in the table; the exact shares count every decoded item
+
+
+def run_order(label: str) -> tuple:
+    """Where a run label sorts: base first, then as the checkpoint table (method order, variant, seed)."""
+    if label == "base":
+        return METHOD_ORDER["base"], "", ""
+    run = runs.parse(label)
+    return METHOD_ORDER.get(run.method, len(METHOD_ORDER)), run.variant, str(run.seed)
+
+
+def read_decodings(paths: list[str]) -> dict[str, dict[str, dict]]:
+    """task -> run label -> the decodings record, runs in the summary's order."""
+    found: dict[str, dict[str, dict]] = {}
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        missing = [key for key in ("task", "run", "items") if key not in record]
+        if missing:
+            raise InputError(f"{path}: decodings record without {', '.join(missing)}")
+        if record["run"] in found.get(record["task"], {}):
+            raise InputError(f"{path}: a second decodings file of task {record['task']!r} and run {record['run']!r}")
+        found.setdefault(record["task"], {})[record["run"]] = record
+    try:
+        return {task: dict(sorted(by_run.items(), key=lambda pair: run_order(pair[0])))
+                for task, by_run in sorted(found.items())}
+    except ValueError as err:  # a run label the grammar does not read
+        raise InputError(f"decodings: {err}") from None
+
+
+def text_cell(text: str) -> str:
+    """Text in a Markdown table cell: a pipe would end the cell, a newline the row."""
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def code_cell(text: str | None) -> str:
+    """What a model wrote, verbatim in a code span (where <br> would show as such: ⏎ marks a newline)."""
+    if text is None:  # this run has no decoding of the prompt
+        return ""
+    if not text:
+        return "*(empty)*"
+    text = text.replace("|", "\\|").replace("\n", "⏎")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def decodings_markdown(paths: list[str]) -> list[str]:
+    """Per task, the first prompts with their target and each run's greedy output, then each run's
+    share of exact outputs over all its decoded items (workflow_scripts/decode.py's JSONs)."""
+    if not paths:
+        return []
+    lines = ["## What the models write", "",
+             "Each checkpoint's greedy answer to the first prompts its task scores (`workflow_scripts/decode.py`:",
+             "the evaluator's prompts, in the chat template where it uses one), as written; per task the first",
+             f"{SHOWN_DECODINGS} prompts, then each run's count of outputs equal to the target over all it decoded.",
+             ""]
+    for task, by_run in read_decodings(paths).items():
+        outputs = {label: {item["doc_id"]: item for item in record["items"]} for label, record in by_run.items()}
+        firsts = {}  # doc_id -> the item (prompt, target) of the first run that decoded it
+        for items in outputs.values():
+            for doc_id, item in items.items():
+                firsts.setdefault(doc_id, item)
+        rows = [[text_cell(firsts[doc_id]["prompt"]), code_cell(firsts[doc_id]["target"]),
+                 *(code_cell(items[doc_id]["output"] if doc_id in items else None) for items in outputs.values())]
+                for doc_id in sorted(firsts)[:SHOWN_DECODINGS]]
+        header = ["prompt", "target", *by_run]
+        lines += [f"### {task}", "", *markdown_table(header, rows, len(header)), "",
+                  *(exact_line(label, record["items"]) for label, record in by_run.items()), ""]
+    return lines
+
+
+def exact_line(label: str, items: list[dict]) -> str:
+    exact = sum(bool(item["exact"]) for item in items)
+    return f"- `{label}`: {exact} of {len(items)} exact" + (f" ({exact / len(items):.2f})" if items else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scores", nargs="+", required=True, help="score JSON files")
@@ -191,6 +266,9 @@ def main(argv=None):
     parser.add_argument("--split-summary", default=None, help="the data setting's split.json (its overlap)")
     parser.add_argument("--skipped", default=None, help="skipped_records.jsonl of prepare_data (bad records left out)")
     parser.add_argument("--training-logs", nargs="*", default=[], help="training logs (their provenance)")
+    parser.add_argument("--decodings", nargs="*", default=[],
+                        help="decodings JSONs of workflow_scripts/decode.py (any runs and tasks): the section "
+                             "'What the models write'")
     parser.add_argument("--out-csv", required=True, help="one row per checkpoint")
     parser.add_argument("--out-by-method", required=True, help="one row per model, method and variant")
     parser.add_argument("--out-timings", required=True, help="one row per job: wall time, memory, CPU time")
@@ -208,7 +286,8 @@ def main(argv=None):
     with atomic_path(args.out_timings) as tmp:
         timings.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(args.out_md) as tmp:
-        sections = data_markdown(args.split_summary, args.skipped) + noise_audit_markdown(args.noise_audit) + \
+        sections = decodings_markdown(args.decodings) + data_markdown(args.split_summary, args.skipped) + \
+            noise_audit_markdown(args.noise_audit) + \
             provenance_markdown(read_provenance([*args.training_logs, *args.scores])) + timing_markdown(timings)
         Path(tmp).write_text(to_markdown(table, summary) + "\n" + "\n".join(sections), encoding="utf-8")
     log.info("%d checkpoints x %d tasks -> %s; %d timed jobs", len(table), len(table.columns) - 5,

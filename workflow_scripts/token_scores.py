@@ -19,6 +19,10 @@ each: is a corrupted token's score lower than a clean one's?
                       base model already predicts (loss near 0) from dividing by nothing.
 - base_loss           -loss_base: perplexity filtering with the base model alone, the no-reference
                       baseline of the other three.
+- oracle              -1 for a token the pool marks as noise (`corrupted`), 0 for the others: not a
+                      method but its bound. No label-free score can find the noise better, so an
+                      oracle partition tells "the score is wrong" from "forgetting is wrong".
+                      Refused for a pool without noise marks (user data has none).
 
 Names are runs.SCORES (the path grammar); the formulas are here, in float32 like the losses.
 """
@@ -37,6 +41,7 @@ DEFINITIONS = {
     "reference_loss": "-loss_ref (RHO-LOSS's irreducible loss)",
     "relative_influence": "(loss_base - loss_ref) / max(loss_base, 0.01)",
     "base_loss": "-loss_base (the base model's perplexity alone)",
+    "oracle": "-1 for a token the pool marks as noise, 0 otherwise (the bound, not a method)",
 }
 
 
@@ -57,7 +62,7 @@ def _base_loss(base, ref):
 
 
 FORMULAS = {"influence": _influence, "reference_loss": _reference_loss,
-            "relative_influence": _relative_influence, "base_loss": _base_loss}
+            "relative_influence": _relative_influence, "base_loss": _base_loss, "oracle": None}
 assert tuple(FORMULAS) == SCORES == tuple(DEFINITIONS), "token_scores and runs.SCORES must name the same scores"
 
 
@@ -68,6 +73,13 @@ def token_score(table: pa.Table, score: str) -> np.ndarray:
         raise InputError(f"unknown token score {score!r}; scores are {', '.join(SCORES)}")
     if score == "influence":
         return table["influence"].to_numpy(zero_copy_only=False)
+    if score == "oracle":
+        if "corrupted" not in table.column_names:
+            raise InputError("score 'oracle' reads the pool's own noise marks, and this pool has none (the influence "
+                             "table has no `corrupted` column: a pool of your own, or one without injected noise "
+                             "marks); use a label-free score: influence, reference_loss, relative_influence, base_loss")
+        marked = table["corrupted"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+        return -marked.astype(np.float32)
     missing = [c for c in ("loss_base", "loss_ref") if c not in table.column_names]
     if missing:
         raise InputError(f"score {score!r} needs the influence table's {' and '.join(missing)} column(s)")

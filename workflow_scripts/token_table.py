@@ -168,10 +168,12 @@ def _spread(offsets: np.ndarray, flat: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat))
 
 
-def _scatter(tokens: pa.Table, scored: Scored, table: pa.Table, column: str, what: str, fill) -> np.ndarray:
-    """`table[column]` (one value per response token, checked to be this file's tokens) placed on
-    the flat token arrays; `fill` elsewhere."""
-    check_same_tokens(response_tokens(tokens, scored, keys_only=True), table, what)
+def _scatter(tokens: pa.Table, scored: Scored, table: pa.Table, column: str, what: str, fill,
+             check: bool = True) -> np.ndarray:
+    """`table[column]` (one value per response token, checked to be this file's tokens unless
+    `check` is False: already checked) placed on the flat token arrays; `fill` elsewhere."""
+    if check:
+        check_same_tokens(response_tokens(tokens, scored, keys_only=True), table, what)
     values = table[column].to_numpy(zero_copy_only=False)
     flat = np.full(len(scored.mask), fill, dtype=values.dtype)
     flat[scored.mask] = values
@@ -192,13 +194,19 @@ def token_column(tokens: pa.Table, table: pa.Table | None, column: str | None, w
 def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array, pa.Array]:
     """Per-example boolean lists aligned with `labels`: (positive, negative).
 
-    Without a partition every response token is positive (plain SFT).
+    Without a partition every response token is positive (plain SFT). A partition's `negative`
+    column marks what is forgotten (a band leaves tokens neither positive nor negative); a
+    partition without one (written before bands existed) forgets every response token not positive.
     """
     scored = scored_tokens(tokens)  # once, for the response mask and the partition's check
     if partition is None:
         return _spread(scored.offsets, scored.mask), _spread(scored.offsets, np.zeros_like(scored.mask))
     positive = _scatter(tokens, scored, partition, "positive", "partition", False)
-    return _spread(scored.offsets, positive), _spread(scored.offsets, scored.mask & ~positive)
+    if "negative" in partition.column_names:
+        negative = _scatter(tokens, scored, partition, "negative", "partition", False, check=False) & ~positive
+    else:
+        negative = ~positive
+    return _spread(scored.offsets, positive), _spread(scored.offsets, scored.mask & negative)
 
 
 def read_table(path: str, columns=None) -> pa.Table:

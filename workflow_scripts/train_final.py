@@ -2,8 +2,9 @@
 
 Every method that trains in one job (workflow_scripts/runs.py says what each needs): `sft` (every
 response token), `ignore` (positive tokens only), `forget` (positive tokens learnt, negative tokens
-forgotten with weight lambda(step)), `random` (forget with a random partition), `rho1` (the batch's
-top-rho tokens by excess loss over the reference).
+forgotten with weight lambda(step); `--forget-loss npo` compares them with the base model's token
+losses, --base-losses), `random` (forget with a random partition), `rho1` (the batch's top-rho
+tokens by excess loss over the reference).
 Output: results/{dataset}/{model}/{method}/{variant}/seed{seed}/model/ and the training log beside it.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main(argv=None):
     parser.add_argument("--tokens", required=True, help="tokenized training split (Parquet)")
     parser.add_argument("--partition", default=None, help="partition Parquet (ignore, forget, random)")
     parser.add_argument("--reference-losses", default=None, help="reference token losses (rho1)")
+    parser.add_argument("--base-losses", default=None, help="base model token losses (--forget-loss npo)")
     parser.add_argument("--keep", type=float, default=None, help="rho1: fraction of each batch's tokens learnt")
     parser.add_argument("--method", required=True, choices=METHODS)
     add_objective_arguments(parser)
@@ -40,12 +42,16 @@ def main(argv=None):
         raise InputError(f"method {args.method!r} needs --partition")
     if selective and not (args.reference_losses and args.keep):
         raise InputError(f"method {args.method!r} needs --reference-losses and --keep")
+    objective = objective_from_args(args, args.method, keep=args.keep)
+    npo = objective.forget_loss == runs.NPO  # set for the forget family only
+    if npo and not args.base_losses:
+        raise InputError(f"method {args.method!r} with --forget-loss {runs.NPO} needs --base-losses")
     partition = read_table(args.partition) if partitioned else None
     reference_losses = read_table(args.reference_losses) if selective else None
-    objective = objective_from_args(args, args.method, keep=args.keep)
+    base_losses = read_table(args.base_losses) if npo else None
     train(args.model_dir, read_table(args.tokens), partition, objective,
           train_config_from_args(args), args.out, args.out_log, args.work_dir, reference_losses,
-          **tracker_settings(args))
+          **tracker_settings(args), base_losses=base_losses)
 
 
 if __name__ == "__main__":

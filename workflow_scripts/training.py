@@ -4,7 +4,8 @@ Every method trains with the same optimiser, schedule, steps and data order for 
 differs is the objective and the per-token columns that travel with each batch:
 - sft / the reference model: every response token positive, no negatives;
 - ignore: the partition's positive tokens only (negatives dropped);
-- forget: positives learnt, negatives forgotten with weight lambda(step);
+- forget: positives learnt, negatives forgotten with weight lambda(step) (npo: against the base
+  model's own token losses, a `base_loss` column);
 - random: forget with a random partition of the same size (control for the influence score);
 - rho1: CE on the batch's top-rho tokens by excess loss over the reference model (Rho-1).
 The columns are built once, vectorised, from the partition or loss Parquet, and are padded with
@@ -36,7 +37,7 @@ from workflow_scripts import provenance
 from workflow_scripts.files import InputError, atomic_path, setup_logging, write_json
 from workflow_scripts.objective import Objective, forgetting_loss_at, next_token_positions, selective_loss_at
 from workflow_scripts.modeling import load_causal_lm, pad_batch
-from workflow_scripts.runs import FORGET_FAMILY, FORGET_LOSSES, LAMBDA_SCHEDULES
+from workflow_scripts.runs import FORGET_FAMILY, FORGET_LOSSES, LAMBDA_SCHEDULES, NPO
 from workflow_scripts.token_table import IGNORE_INDEX, token_column, token_masks
 
 log = setup_logging("training")
@@ -75,10 +76,10 @@ class TrainConfig:
 
 class TokenDataset(torch.utils.data.Dataset):
     """Examples as slices of flat numpy arrays: input_ids, labels, positive, negative and, for
-    rho1, reference_loss."""
+    rho1, reference_loss; for npo, base_loss."""
 
     def __init__(self, tokens: pa.Table, partition: pa.Table | None, method: str,
-                 reference_losses: pa.Table | None = None):
+                 reference_losses: pa.Table | None = None, base_losses: pa.Table | None = None):
         positive, negative = token_masks(tokens, partition)
         if method not in FORGET_FAMILY:
             negative = pa.ListArray.from_arrays(negative.offsets, pa.array(np.zeros(len(negative.values), bool)))
@@ -86,6 +87,8 @@ class TokenDataset(torch.utils.data.Dataset):
                    "positive": positive, "negative": negative}
         if reference_losses is not None:
             columns["reference_loss"] = token_column(tokens, reference_losses, "loss", "reference losses", fill=0.0)
+        if base_losses is not None:
+            columns["base_loss"] = token_column(tokens, base_losses, "loss", "base losses", fill=0.0)
         offsets = columns["input_ids"].offsets.to_numpy()
         self.offsets = offsets - offsets[0]
         self.columns = {name: np.asarray(array.flatten().to_numpy(zero_copy_only=False)) for name, array in columns.items()}
@@ -104,8 +107,9 @@ class MaskCollator:
 
     def __call__(self, rows):
         columns = {"labels": IGNORE_INDEX, "positive": 0, "negative": 0}
-        if "reference_loss" in rows[0]:
-            columns["reference_loss"] = 0.0
+        for name in ("reference_loss", "base_loss"):  # float columns: padded with 0.0, never selected
+            if name in rows[0]:
+                columns[name] = 0.0
         batch = pad_batch(rows, self.pad_id, columns)
         batch["positive"], batch["negative"] = batch["positive"].bool(), batch["negative"].bool()
         return batch
@@ -152,7 +156,8 @@ class ForgettingTrainer(Trainer):
         else:
             lam = self.objective.lam(self.state.global_step, self.state.max_steps)
             loss, stats = forgetting_loss_at(outputs.logits, positions, labels, inputs["positive"],
-                                             inputs["negative"], lam, self.objective.forget_loss)
+                                             inputs["negative"], lam, self.objective.forget_loss,
+                                             beta=self.objective.beta, base_loss=inputs.get("base_loss"))
         self._stats.append(stats)
         return (loss, outputs) if return_outputs else loss
 
@@ -160,6 +165,8 @@ class ForgettingTrainer(Trainer):
         if self._stats and "loss" in logs:
             for key in ("positive_ce", "negative_ce", "lambda"):
                 logs[key] = float(np.mean([s[key] for s in self._stats]))
+            if "negative_term" in self._stats[0]:  # only the objectives with a forget term have one
+                logs["negative_term"] = float(np.mean([s["negative_term"] for s in self._stats]))
             for key in ("n_positive", "n_negative"):
                 logs[key] = int(sum(s[key] for s in self._stats))
             self._stats = []
@@ -213,11 +220,12 @@ def optional_float(text: str) -> float | None:
 
 def add_objective_arguments(parser) -> None:
     """The forget objective's options: lambda's range and schedule, and the negative term (the
-    forget family needs them all; see objective_from_args)."""
+    forget family needs them all, npo its --beta too; see objective_from_args)."""
     parser.add_argument("--t-min", type=float, help="lambda at the first step")
     parser.add_argument("--t-max", type=float, help="lambda at the last step")
     parser.add_argument("--lambda-schedule", choices=LAMBDA_SCHEDULES)
     parser.add_argument("--forget-loss", choices=FORGET_LOSSES)
+    parser.add_argument("--beta", type=float, help=f"{NPO}: the inverse temperature of the negative term (> 0)")
 
 
 def objective_from_args(args, method: str, keep: float | None = None) -> Objective:
@@ -226,8 +234,10 @@ def objective_from_args(args, method: str, keep: float | None = None) -> Objecti
                    if getattr(args, k) is None]
         if missing:
             raise InputError(f"method {method!r} needs {', '.join(missing)}")
+        if args.forget_loss == NPO and not (args.beta is not None and args.beta > 0):
+            raise InputError(f"--forget-loss {NPO} needs --beta > 0, got {args.beta}")
         return Objective(method=method, t_min=args.t_min, t_max=args.t_max, lambda_schedule=args.lambda_schedule,
-                         forget_loss=args.forget_loss)
+                         forget_loss=args.forget_loss, beta=args.beta if args.forget_loss == NPO else None)
     return Objective(method=method, keep=keep)
 
 
@@ -284,11 +294,16 @@ def resumable_checkpoint(work_dir: str, run: dict) -> str | None:
 def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
           config: TrainConfig, out_dir: str, out_log: str, work_dir: str,
           reference_losses: pa.Table | None = None, run_name: str | None = None, experiment: str | None = None,
-          tracker_dir: str | None = None) -> dict:
+          tracker_dir: str | None = None, base_losses: pa.Table | None = None) -> dict:
     """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir` and the
     training log (per-step losses, lambda, token counts) to `out_log`. A signal (StopOnSignal)
-    ends the job with RESUMABLE_EXIT after saving the trainer state in `work_dir`."""
+    ends the job with RESUMABLE_EXIT after saving the trainer state in `work_dir`. `base_losses`:
+    the base model's token losses, which an npo objective needs (and only it reads)."""
     from peft import LoraConfig, get_peft_model
+
+    npo = objective.forget_loss == NPO
+    if npo and base_losses is None:  # refused before the model loads, not at the first step
+        raise InputError(f"forget loss {NPO!r} needs the base model's token losses (base_losses)")
 
     set_seed(config.seed)  # the LoRA initialisation, identical across methods for one seed
     model = load_causal_lm(model_dir, config.dtype, place=False)  # Trainer puts it on this rank's device
@@ -298,7 +313,7 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
-    dataset = TokenDataset(tokens, partition, objective.method, reference_losses)
+    dataset = TokenDataset(tokens, partition, objective.method, reference_losses, base_losses if npo else None)
     args = TrainingArguments(
         output_dir=work_dir,
         per_device_train_batch_size=config.batch_size,
