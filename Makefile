@@ -82,7 +82,7 @@ study-number-words: setup
 # The map (configs/map/): when forgetting helps, per noise rate and partition rule. Each noise setting
 # is the number-words study's experiment with the map's cells added (common.yaml, then the oracle
 # cells of oracle.yaml, whose call leaves the experiment's summary as the first call wrote it); then
-# the map's table and figure, results/map.md and results/map.png.
+# the map's table and figure, results/map.md and results/map.png (copied to docs/figures/).
 MAP_SETTINGS := noise0.3
 MAP_LAYERS := config.yaml configs/number-words-study/common.yaml configs/map/common.yaml
 map: setup
@@ -92,6 +92,7 @@ map: setup
 	    configs/map/oracle.yaml --omit-from summary plots noise_audit token_page || exit 1; \
 	done
 	$(PY) scripts/map.py $(MAP_SETTINGS:%=configs/map/%.yaml) --out-md results/map.md --out-figure results/map.png
+	cp results/map.png docs/figures/map.png
 
 # The README's figures, copied from the default experiment's run (after `make run`): the README's
 # numbers and pictures come from the same run.

@@ -264,8 +264,10 @@ def global_partitions():
 
 def shown_partition() -> str:
     """The partition whose negatives the token page marks: that of the grid's first run that trains
-    with a scored partition (the paper's, in the default)."""
-    return f"{EXPERIMENT}/{next(run.partition for run in GRID if run.partition and run.method != runs.RANDOM)}"
+    with a scored partition (the paper's, in the default; a grid without one has no token page, and
+    the rule still names the paper's)."""
+    scored = [run.partition for run in GRID if run.partition and run.method != runs.RANDOM]
+    return f"{EXPERIMENT}/{scored[0] if scored else runs.partition_label(config['rho'][0])}"
 
 
 def audit_partitions() -> dict:

@@ -185,10 +185,26 @@ def test_changing_the_score_reruns_only_partition_and_downstream(workdir):
     assert "results/tiny-pool/tiny/rho0.7-relative_influence/partition.parquet" in result.stdout
 
 
+def test_changing_the_partition_rule_reruns_only_partition_and_downstream(workdir):
+    (workdir / "rule.yaml").write_text("partition: {rule: threshold, threshold: 0.0}\n")
+    result = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "rule.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # One partition (below0, no rho); ignore and forget retrained once per seed; sft, random, rho1 and
+    # self_evolving (no partition rule) and every upstream table untouched.
+    assert planned_jobs(result) == {"partition": 1, "train_final": 4, "evaluate": 12, "noise_audit": 1,
+                                    "summary": 1, "plots": 1, "token_page": 1, "all": 1}
+    assert "results/tiny-pool/tiny/below0/partition.parquet" in result.stdout
+    assert "--rule threshold --threshold 0.0" in result.stdout
+
+
 # Each option reaches the jobs that read it and no other (the test experiment: 22 runs and the base
 # model x 3 lm-eval tasks; one user pool, so the two subsets' overlap rule has nothing to say).
 @pytest.mark.parametrize("overlay,jobs", [
     ("eval: {add_bos_token: false}", {"evaluate": 69, "summary": 1, "plots": 1, "all": 1}),
+    ("eval: {decodings: 2}", {"decode": 69, "summary": 1, "plots": 1, "all": 1}),  # what each checkpoint writes
+    # A rule's own options rerun nothing while no run of the grid uses that rule or loss.
+    ("partition: {tail: 0.2, threshold: -1.0}", {}),
+    ("forget: {npo_beta: 2.0}", {}),
     ("eval: {tydiqa_temperature: 1.0, tydiqa_samples: 3}", {}),  # no TyDi QA task here
     ("split: {drop_overlap: false}", {}),  # one pool: no overlap to keep
     # A task more or less: its evaluate jobs and the tables; the pool and every checkpoint stay.
@@ -212,8 +228,8 @@ def test_an_option_reruns_the_jobs_that_read_it(workdir, overlay, jobs):
 
 @pytest.mark.parametrize("run,allowed", [
     ("sft/rho0.7-per_example/seed1", "sft variants read all"),
-    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read rho{rho}[-per_example][-{score}]"),
-    ("forget/rho0.7/seed1", "forget variants read rho{rho}[-per_example][-{score}]-{forget_loss}-{lambda_schedule}"),
+    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read {partition} ({partition} is rho{rho}[-{scope}][-{score}]"),
+    ("forget/rho0.7/seed1", "forget variants read {partition}-{objective}"),
 ])
 def test_a_run_outside_the_grammar_is_refused_at_planning(workdir, run, allowed):
     result = snakemake(workdir, "--dry-run", f"results/{EXPERIMENT}/{run}/model")

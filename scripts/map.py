@@ -1,0 +1,166 @@
+"""The map's table and figure (`make map`): every cell's difference to sft beside its negatives'
+precision and recall, per noise setting.
+
+A setting is a file of configs/map/ (noise0.yaml, ...), laid over config.yaml, the number-words
+study's common file and configs/map/common.yaml, with and without configs/map/oracle.yaml: the two
+grids the Makefile runs. Every run of them is a cell's seed; a run whose scores are missing (cut, or
+not run yet) is listed as missing, never dropped silently. Scores, intervals and differences come
+from workflow_scripts/statistics.py (as summary.md's); precision and recall from each partition's
+partition.json (the pool's noise marks); the answers from each run's decodings.
+    python scripts/map.py configs/map/noise0.3.yaml configs/map/noise0.yaml --out-md results/map.md \\
+        --out-figure results/map.png
+"""
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from snakemake.utils import update_config, validate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from workflow_scripts import runs  # noqa: E402
+from workflow_scripts.statistics import by_method, read_scores, summary_table  # noqa: E402
+from workflow_scripts.summary import markdown_table  # noqa: E402
+
+BASES = ["config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml"]
+LAYERS = [[], ["configs/map/oracle.yaml"]]
+TASK = "number_words"
+
+
+def layered_config(paths) -> dict:
+    config = {}
+    for path in paths:
+        update_config(config, yaml.safe_load((ROOT / path).read_text()) or {})
+    validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    return config
+
+
+def setting_runs(setting: Path) -> tuple[Path, list[runs.Run]]:
+    """The setting's experiment folder and every run of its grids, in grid order."""
+    cells = {}
+    for layer in LAYERS:
+        config = layered_config([*BASES, setting.relative_to(ROOT) if setting.is_absolute() else setting, *layer])
+        cells.update({run.label: run for run in runs.grid(config)})
+    return ROOT / runs.experiment_dir(config), list(cells.values())
+
+
+def partition_counts(directory: Path, run: runs.Run) -> dict:
+    """Negatives, precision and recall of the run's partition against the pool's noise marks."""
+    if not run.partition:
+        return {}
+    path = directory / run.partition / "partition.json"
+    if not path.is_file():
+        return {}
+    stats = json.loads(path.read_text())
+    negative, hit, marked = stats["n_negative"], stats.get("n_corrupted_negative"), stats.get("n_corrupted")
+    return {"negatives": negative,
+            "precision": hit / negative if negative and hit is not None else math.nan,
+            "recall": hit / marked if marked and hit is not None else math.nan}
+
+
+def setting_table(setting: Path) -> tuple[pd.DataFrame, list[str], dict]:
+    directory, grid = setting_runs(setting)
+    labels = ["base", *(run.label for run in grid)]
+    paths = {label: directory / label / "scores" / f"{TASK}.json" for label in labels}
+    missing = [label for label, path in paths.items() if not path.is_file()]
+    long = read_scores([path for path in paths.values() if path.is_file()])
+    summary = by_method(summary_table(long), long)
+    counts = {}
+    for run in grid:  # a cell's partitions: one, or the random control's one per seed (averaged)
+        counts.setdefault((run.method, run.variant), []).append(partition_counts(directory, run))
+    for key in ("negatives", "precision", "recall"):
+        summary[key] = [pd.Series([c.get(key, math.nan) for c in counts.get((r.method, r.variant), [{}])]).mean()
+                        for r in summary.itertuples()]
+    answers = {}
+    for label in labels:
+        path = directory / label / "decodings" / f"{TASK}.json"
+        if path.is_file():
+            answers[label] = json.loads(path.read_text())["items"]
+    return summary, missing, {"directory": directory, "answers": answers}
+
+
+def cell(value: float, digits: int = 3, sign: bool = False) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: dict) -> list[str]:
+    column = f"{TASK}_acc"
+    rows = []
+    for r in summary.itertuples():
+        row = r._asdict()
+        spread = "" if r.seeds < 2 else f" ± {cell(row[column + '_std'])}"
+        delta = "" if r.method == runs.SFT else (
+            f"{cell(row[column + '_delta_sft'], sign=True)} [±{cell(row[column + '_delta_sft_ci95'])} seeds, "
+            f"±{cell(row[column + '_delta_sft_items_ci95'])} items]")
+        rows.append([r.method, r.variant, str(r.seeds), f"{cell(row[column])}{spread}", delta,
+                     cell(r.negatives, 0), cell(r.precision, 2), cell(r.recall, 2)])
+    lines = [f"### {setting.stem} (`{extra['directory'].relative_to(ROOT)}`)", "",
+             *markdown_table(["method", "variant", "seeds", "accuracy", "− sft", "negatives", "precision", "recall"],
+                             rows, 3), ""]
+    if missing:
+        lines += [f"Missing (not run, or cut): {', '.join(f'`{m}`' for m in missing)}.", ""]
+    first = {label: items[:4] for label, items in extra["answers"].items() if label.endswith("seed1") or label == "base"}
+    if first:
+        prompts = next(iter(first.values()))
+        lines += ["What seed 1 of each cell writes for the first held-out prompts (greedy):", "",
+                  *markdown_table(["run", *(f"{item['prompt'].split(' in digits')[0][6:]} → {item['target']}"
+                                            for item in prompts)],
+                                  [[f"`{label}`", *(f"`{item['output']}`" for item in items)]
+                                   for label, items in first.items()], 1), ""]
+    return lines
+
+
+def figure(tables: dict):
+    fig, axes = plt.subplots(len(tables), 2, figsize=(13, 0.32 * max(len(t) for t, *_ in tables.values()) * len(tables)
+                                                       + 1.5), squeeze=False, gridspec_kw={"width_ratios": [3, 2]})
+    column = f"{TASK}_acc"
+    for (name, (summary, *_)), (left, right) in zip(tables.items(), axes):
+        cells = summary[~summary["method"].isin(["base", runs.SFT])].iloc[::-1]
+        y = range(len(cells))
+        names = [f"{m} {v}" for m, v in zip(cells["method"], cells["variant"])]
+        delta = cells[f"{column}_delta_sft"]
+        left.errorbar(delta, y, xerr=cells[f"{column}_delta_sft_items_ci95"], fmt="none", ecolor="C1", elinewidth=6,
+                      alpha=0.4, label="95% over items")
+        left.errorbar(delta, y, xerr=cells[f"{column}_delta_sft_ci95"], fmt="o", color="C0", capsize=3,
+                      label="95% over seeds")
+        left.axvline(0, color="grey", linewidth=0.8)
+        left.set_yticks(list(y), names, fontsize=7)
+        left.set_title(f"{name}: accuracy − sft ({TASK})", fontsize=10)
+        left.legend(fontsize=7, loc="lower left")
+        right.barh([i + 0.2 for i in y], cells["precision"], height=0.4, label="precision")
+        right.barh([i - 0.2 for i in y], cells["recall"], height=0.4, label="recall")
+        right.set_yticks(list(y), [""] * len(cells))
+        right.set_xlim(0, 1)
+        right.set_title("negatives against the pool's noise marks", fontsize=10)
+        right.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("settings", nargs="+", type=Path, help="configs/map/ noise settings")
+    parser.add_argument("--out-md", required=True)
+    parser.add_argument("--out-figure", required=True)
+    args = parser.parse_args(argv)
+    tables = {setting.stem: setting_table(setting) for setting in args.settings}
+    lines = ["# The map", ""]
+    for setting in args.settings:
+        lines += markdown(setting, *tables[setting.stem])
+    Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out_md).write_text("\n".join(lines) + "\n")
+    figure(tables).savefig(args.out_figure, dpi=120)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The map (configs/map/, scripts/map.py): its declared cells plan as declared, and its table comes
+from the runs' own score, partition and decoding files, every missing run named."""
+import importlib.util
+import json
+import shutil
+
+from conftest import ROOT, planned_jobs, user_snakemake
+
+spec = importlib.util.spec_from_file_location("map_script", ROOT / "scripts" / "map.py")
+map_script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(map_script)
+
+LAYERS = [ROOT / "config.yaml", ROOT / "configs/number-words-study/common.yaml", ROOT / "configs/map/common.yaml",
+          ROOT / "configs/map/noise0.5.yaml"]
+
+
+def test_the_map_plans_its_declared_cells():
+    result = user_snakemake("--dry-run", "--forceall", "--configfile", *LAYERS)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    # 3 seeds x (sft; ignore under rho 0.7, rho 0.9, below0, estimated; forget under the same four x
+    # ascent and npo1; random at both rho x ascent and npo1) = 3 x 17
+    assert jobs["train_final"] == 51 and jobs["partition"] == 4 and jobs["random_partition"] == 6
+    assert jobs["evaluate"] == jobs["decode"] == 52
+    for path in ("rho0.7", "rho0.9", "below0", "estimated"):
+        assert f"results/number-words-noise0.5/smollm2-135m-instruct/{path}/partition.json" in result.stdout
+    assert "forget/estimated-npo1-linear/seed3/model" in result.stdout
+    oracle = user_snakemake("--dry-run", "--forceall", "--configfile", *LAYERS, ROOT / "configs/map/oracle.yaml",
+                            "--omit-from", "summary", "plots", "noise_audit", "token_page")
+    assert oracle.returncode == 0, oracle.stdout[-3000:] + oracle.stderr[-3000:]
+    assert planned_jobs(oracle)["train_final"] == 9 and planned_jobs(oracle)["partition"] == 1
+    assert "forget/below0-oracle-npo1-linear/seed2/model" in oracle.stdout
+    assert "summary" not in planned_jobs(oracle)
+
+
+def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypatch):
+    for path in ("config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml",
+                 "configs/map/oracle.yaml", "schemas/config.schema.yaml"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
+    setting = tmp_path / "configs/map/toy.yaml"
+    setting.write_text("data: {name: toy}\n")
+    monkeypatch.setattr(map_script, "ROOT", tmp_path)
+    experiment = tmp_path / "results/toy/smollm2-135m-instruct"
+    items = {"base": [0, 0, 0, 0], "sft/all/seed1": [1, 1, 1, 0], "sft/all/seed2": [1, 1, 0, 1],
+             "forget/below0-oracle-npo1-linear/seed1": [1, 1, 1, 1], "forget/below0-oracle-npo1-linear/seed2": [1, 1, 1, 0]}
+    for run, values in items.items():
+        (experiment / run / "scores").mkdir(parents=True)
+        (experiment / run / "scores/number_words.json").write_text(json.dumps(
+            {"model": "smollm2-135m-instruct", "data": "toy", "run": run, "task": "number_words", "metric": "acc",
+             "score": sum(values) / 4, "items": {"doc_id": [0, 1, 2, 3], "score": values}}))
+        (experiment / run / "decodings").mkdir()
+        (experiment / run / "decodings/number_words.json").write_text(json.dumps(
+            {"items": [{"prompt": "Write three hundred eighteen in digits. Answer with the number only.",
+                        "target": "318", "output": "31" if run == "base" else "318"}]}))
+    (experiment / "below0-oracle").mkdir()
+    (experiment / "below0-oracle/partition.json").write_text(json.dumps(
+        {"n_negative": 50, "n_corrupted_negative": 40, "n_corrupted": 80}))
+    out_md, out_png = tmp_path / "map.md", tmp_path / "map.png"
+    map_script.main([str(setting), "--out-md", str(out_md), "--out-figure", str(out_png)])
+    text = out_md.read_text()
+    assert "| sft | all | 2 | 0.750 ± 0.000 |  |  |  |  |" in text
+    # (1 + 0.75) / 2 - 0.75 = +0.125; seed-paired: differences 0.25 and 0 -> t(0.975, 1) x 0.1768 / sqrt(2)
+    assert "| forget | below0-oracle-npo1-linear | 2 | 0.875 ± 0.177 | +0.125 [±1.588 seeds, " in text
+    assert "| 50 | 0.80 | 0.50 |" in text
+    # every declared run without scores is named, none dropped
+    assert "Missing (not run, or cut): " in text and "`ignore/rho0.9/seed3`" in text and "`random/rho0.7-random-npo1-linear/seed1`" in text
+    assert "| `forget/below0-oracle-npo1-linear/seed1` | `318` |" in text and "| `base` | `31` |" in text
+    assert out_png.stat().st_size > 10_000
