@@ -36,9 +36,16 @@ $(VENV)/.tracker: envs/trackers.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet $$(grep -E '^(tensorboardX|protobuf)==' envs/trackers.txt)
 	touch $@
 
-# Snakemake's own linter (a clean workflow exits 0; CI runs it before the tests).
-lint: setup
+# The linters (CI runs them before the tests): Snakemake's own, ruff on the Python and snakefmt's
+# check of the Snakefile and rules (settings in pyproject.toml). `snakefmt Snakefile rules/` formats.
+lint: setup $(VENV)/.lint
 	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakefmt --check Snakefile rules/
+
+$(VENV)/.lint: envs/lint.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r envs/lint.txt
+	touch $@
 
 # The self-contained HTML report of the default experiment (after `make run`).
 report: setup

@@ -83,7 +83,8 @@ def main(argv=None):
         "noop_runs_seconds": [round(s, 2) for s in noop],
         "rerun_on_rho_change": rerun_rules(workdir, {"rho": [0.7, 0.5]}),
         "rerun_on_t_max_change": rerun_rules(workdir, {"forget": {"t_max": 0.5}}),
-        "rerun_on_eval_limit_change": rerun_rules(workdir, {"eval": {"limit": {**config["eval"]["limit"], "boolq": 3}}}),
+        "rerun_on_eval_limit_change": rerun_rules(workdir,
+                                                  {"eval": {"limit": {**config["eval"]["limit"], "boolq": 3}}}),
     }
     report("dag", values, f"no-op rerun {values['noop_seconds']:.2f} s; rho change reruns "
            f"{', '.join(values['rerun_on_rho_change'])}; t_max change reruns "

@@ -103,7 +103,8 @@ def training(model, tokens, batch_size: int, steps: int, device: torch.device) -
     order = np.random.default_rng(0).permutation(len(dataset))
     batches = [collate([dataset[int(i)] for i in order[(s * batch_size) % len(order):][:batch_size]])
                for s in range(steps + 2)]
-    trainer = SimpleNamespace(objective=FORGET_OBJECTIVE, state=SimpleNamespace(global_step=0, max_steps=steps), _stats=[])
+    trainer = SimpleNamespace(objective=FORGET_OBJECTIVE, state=SimpleNamespace(global_step=0, max_steps=steps),
+                              _stats=[])
 
     def step(batch, index):
         trainer.state.global_step = index

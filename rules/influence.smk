@@ -11,13 +11,13 @@ rule score_shard:
         "logs/{dataset}/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/score_shard/{scorer}_{shard}of{shards}.tsv"
-    params:
-        options=cli_options({k: config["scoring"][k] for k in ("max_batch_tokens", "dtype")}),
-    threads: group_threads("score")
     conda:
         conda_env("score")
+    threads: group_threads("score")
     resources:
         **group_resources("score"),
+    params:
+        options=cli_options({k: config["scoring"][k] for k in ("max_batch_tokens", "dtype")}),
     shell:
         "python -m workflow_scripts.score_tokens score --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--shard {wildcards.shard} --num-shards {wildcards.shards} {params.options} --threads {threads} "
@@ -34,9 +34,9 @@ rule gather_losses:
         "logs/{dataset}/{model}/score_tokens/{scorer}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/gather_losses/{scorer}.tsv"
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
     shell:
@@ -55,9 +55,9 @@ rule influence:
         "logs/{dataset}/{model}/influence.log",
     benchmark:
         "logs/{dataset}/{model}/timings/influence.tsv"
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
     shell:
@@ -75,14 +75,14 @@ rule partition:
         "logs/{dataset}/{model}/partition/{partition}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/partition/{partition}.tsv"
+    conda:
+        conda_env("cpu")
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     params:
         # The rule and its options, read from the folder's name (runs.py's grammar).
         options=lambda wc: cli_options(runs.parse_partition(wc.partition)),
-    threads: group_threads("cpu")
-    conda:
-        conda_env("cpu")
-    resources:
-        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.partition --influence {input:q} {params.options} "
         "--out {output.parquet:q} --out-stats {output.stats:q} > {log:q} 2>&1"
@@ -98,9 +98,9 @@ rule random_partition:
         f"logs/{{dataset}}/{{model}}/partition/{runs.RANDOM_PARTITION_DIR}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/random_partition/rho{rho}_seed{seed}.tsv"
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
     shell:

@@ -12,17 +12,17 @@ rule train_reference:
         "logs/{dataset}/{model}/train_reference.log",
     benchmark:
         "logs/{dataset}/{model}/timings/train_reference.tsv"
+    conda:
+        conda_env("train")
+    threads: group_threads("train")
+    resources:
+        **group_resources("train"),
     params:
         options=training_options(config["reference"]["seed"]),
         launch=python_launcher("train"),
         distributed=distributed_options("train"),
         tracker=lambda wc: tracker_options(wc, "reference"),
         work_dir="results/{dataset}/{model}/.trainer/reference",
-    threads: group_threads("train")
-    conda:
-        conda_env("train")
-    resources:
-        **group_resources("train"),
     shell:
         "exec {params.launch} -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--out {output.model:q} --out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} "

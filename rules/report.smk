@@ -16,13 +16,13 @@ rule noise_audit:
         f"logs/{DATASET}/{MODEL}/noise_audit.log",
     benchmark:
         f"logs/{DATASET}/{MODEL}/timings/noise_audit.tsv"
-    params:
-        partitions=[f"{label}={path}" for label, path in audit_partitions().items()],
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
+    params:
+        partitions=[f"{label}={path}" for label, path in audit_partitions().items()],
     shell:
         "python -m workflow_scripts.noise_audit --influence {input.influence:q} --data {input.data:q} "
         "--model-dir {input.model:q} "
@@ -46,19 +46,21 @@ rule summary:
         f"logs/{DATASET}/{MODEL}/summary.log",
     benchmark:
         f"logs/{DATASET}/{MODEL}/timings/summary.tsv"
+    conda:
+        conda_env("cpu")
+    threads: group_threads("cpu")
+    resources:
+        **group_resources("cpu"),
     params:
         # Every job of the experiment has finished when its scores are in. Its timings (Snakemake's
         # `benchmark:` files) lie in timings/{rule}[/...].tsv below these folders (the data's, the
         # model's, the experiment's).
         timings=["logs/timings", f"logs/{MODEL}/timings", f"logs/{DATASET}/timings", f"logs/{DATASET}/{MODEL}/timings"],
         noise_audit=lambda wc, input: cli_options({"noise_audit": input.noise_audit or None}),
-        decodings=lambda wc, input: " ".join(["--decodings", *map(shlex.quote, input.decodings)]) if input.decodings else "",
+        decodings=lambda wc, input: (
+            " ".join(["--decodings", *map(shlex.quote, input.decodings)]) if input.decodings else ""
+        ),
         report_only=" ".join(["--report-only", *config["eval"]["report_only"]]) if config["eval"]["report_only"] else "",
-    threads: group_threads("cpu")
-    conda:
-        conda_env("cpu")
-    resources:
-        **group_resources("cpu"),
     shell:
         "python -m workflow_scripts.summary --out-csv {output.csv:q} --out-by-method {output.by_method:q} "
         "--out-md {output.md:q} --out-timings {output.timings:q} --timing-dirs {params.timings:q} "
@@ -74,22 +76,26 @@ rule plots:
         training_logs=[training_log_path(run) for run in GRID],
     output:
         scores=report(f"{EXPERIMENT}/plots/scores.png", caption="../report/scores.rst", category="Figures"),
-        influence=report(f"{EXPERIMENT}/plots/influence.png", caption="../report/influence.rst", category="Figures")
-        if uses_influence() else [],
+        influence=(
+            report(f"{EXPERIMENT}/plots/influence.png", caption="../report/influence.rst", category="Figures")
+            if uses_influence()
+            else []
+        ),
         training=report(f"{EXPERIMENT}/plots/training.png", caption="../report/training.rst", category="Figures"),
     log:
         f"logs/{DATASET}/{MODEL}/plots.log",
     benchmark:
         f"logs/{DATASET}/{MODEL}/timings/plots.tsv"
-    params:
-        influence=lambda wc, input, output: cli_options({"influence": input.influence or None,
-                                                          "out_influence": output.influence or None}),
-        training_logs=[f"{run.label}={training_log_path(run)}" for run in GRID],
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
+    params:
+        influence=lambda wc, input, output: cli_options(
+            {"influence": input.influence or None, "out_influence": output.influence or None}
+        ),
+        training_logs=[f"{run.label}={training_log_path(run)}" for run in GRID],
     shell:
         "python -m workflow_scripts.plots --by-method {input.by_method:q} {params.influence} "
         "--partition-stats {input.partitions:q} --training-logs {params.training_logs:q} --out-scores {output.scores:q} "
@@ -109,9 +115,9 @@ rule token_page:
         f"logs/{DATASET}/{MODEL}/token_page.log",
     benchmark:
         f"logs/{DATASET}/{MODEL}/timings/token_page.tsv"
-    threads: group_threads("cpu")
     conda:
         conda_env("cpu")
+    threads: group_threads("cpu")
     resources:
         **group_resources("cpu"),
     shell:

@@ -17,6 +17,11 @@ rule train_final:
         "logs/{dataset}/{model}/train_final/{run}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/train_final/{run}.tsv"
+    conda:
+        conda_env("train")
+    threads: group_threads("train")
+    resources:
+        **group_resources("train"),
     params:
         method=lambda wc: run_of(wc).method,
         options=lambda wc: training_options(run_of(wc).seed),
@@ -28,11 +33,6 @@ rule train_final:
         distributed=distributed_options("train"),
         tracker=lambda wc: tracker_options(wc, wc.run),
         work_dir="results/{dataset}/{model}/.trainer/{run}",
-    threads: group_threads("train")
-    conda:
-        conda_env("train")
-    resources:
-        **group_resources("train"),
     shell:
         "exec {params.launch} -m workflow_scripts.train_final --method {params.method} --model-dir {input.model:q} "
         "--tokens {input.tokens:q} {params.inputs} {params.objective} --out {output.model:q} "
@@ -59,6 +59,11 @@ rule self_evolving_round:
         f"logs/{{dataset}}/{{model}}/self_evolving_round/{{run}}/{runs.ROUND_DIR}.log",
     benchmark:
         f"logs/{{dataset}}/{{model}}/timings/self_evolving_round/{{run}}/{runs.ROUND_DIR}.tsv"
+    conda:
+        conda_env("train")
+    threads: group_threads("train")
+    resources:
+        **group_resources("train"),
     params:
         out=ROUND,
         rho=lambda wc: run_of(wc, in_rounds=True).rho,
@@ -71,11 +76,6 @@ rule self_evolving_round:
         distributed=distributed_options("train"),
         tracker=lambda wc: tracker_options(wc, f"{wc.run}/{runs.ROUND_DIR.format(round=wc.round)}"),
         work_dir=f"results/{{dataset}}/{{model}}/.trainer/{{run}}/{runs.ROUND_DIR}",
-    threads: group_threads("train")
-    conda:
-        conda_env("train")
-    resources:
-        **group_resources("train"),
     shell:
         "exec {params.launch} -m workflow_scripts.self_evolving --base-model {input.base:q} --reference-model {input.reference_model:q} "
         "--start-model {input.start:q} --tokens {input.tokens:q} --round {wildcards.round} --rounds {params.rounds} "

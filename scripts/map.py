@@ -53,14 +53,18 @@ def setting_runs(setting: Path) -> tuple[Path, list[runs.Run]]:
 
 
 def partition_counts(directory: Path, run: runs.Run) -> dict:
-    """Negatives, precision and recall of the run's partition against the pool's noise marks."""
+    """Negatives, precision and recall of the run's partition against the pool's noise marks: from
+    its partition.json, or from the experiment's noise audit for a partition.json without the counts."""
     if not run.partition:
         return {}
     path = directory / run.partition / "partition.json"
-    if not path.is_file():
+    stats = json.loads(path.read_text()) if path.is_file() else {}
+    if "n_corrupted" not in stats and (directory / "noise_audit.json").is_file():
+        audit = json.loads((directory / "noise_audit.json").read_text())
+        stats = audit.get("partitions", {}).get(run.partition, {}).get("all", stats)
+    negative, hit, marked = stats.get("n_negative"), stats.get("n_corrupted_negative"), stats.get("n_corrupted")
+    if negative is None:
         return {}
-    stats = json.loads(path.read_text())
-    negative, hit, marked = stats["n_negative"], stats.get("n_corrupted_negative"), stats.get("n_corrupted")
     return {"negatives": negative,
             "precision": hit / negative if negative and hit is not None else math.nan,
             "recall": hit / marked if marked and hit is not None else math.nan}
@@ -98,9 +102,11 @@ def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: di
     for r in summary.itertuples():
         row = r._asdict()
         spread = "" if r.seeds < 2 else f" ± {cell(row[column + '_std'])}"
-        delta = "" if r.method == runs.SFT else (
-            f"{cell(row[column + '_delta_sft'], sign=True)} [±{cell(row[column + '_delta_sft_ci95'])} seeds, "
-            f"±{cell(row[column + '_delta_sft_items_ci95'])} items]")
+        halves = [f"±{cell(row[f'{column}_delta_sft{key}'])} {what}"
+                  for key, what in (("_ci95", "seeds"), ("_items_ci95", "items"))
+                  if not math.isnan(row[f"{column}_delta_sft{key}"])]
+        delta = "" if r.method == runs.SFT else \
+            f"{cell(row[column + '_delta_sft'], sign=True)}" + (f" [{', '.join(halves)}]" if halves else "")
         rows.append([r.method, r.variant, str(r.seeds), f"{cell(row[column])}{spread}", delta,
                      cell(r.negatives, 0), cell(r.precision, 2), cell(r.recall, 2)])
     lines = [f"### {setting.stem} (`{extra['directory'].relative_to(ROOT)}`)", "",
@@ -108,7 +114,8 @@ def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: di
                              rows, 3), ""]
     if missing:
         lines += [f"Missing (not run, or cut): {', '.join(f'`{m}`' for m in missing)}.", ""]
-    first = {label: items[:4] for label, items in extra["answers"].items() if label.endswith("seed1") or label == "base"}
+    first = {label: items[:4] for label, items in extra["answers"].items()
+             if label.endswith("seed1") or label == "base"}
     if first:
         prompts = next(iter(first.values()))
         lines += ["What seed 1 of each cell writes for the first held-out prompts (greedy):", "",

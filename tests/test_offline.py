@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import ROOT, make_test_workdir, snakemake, venv_env
 from test_slurm import LOCAL_CLUSTER, cluster_up, slurm_config

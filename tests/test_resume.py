@@ -17,7 +17,8 @@ def run(tmp_path, tiny_model_dir, out):
     import pyarrow.parquet as pq
 
     pq.write_table(tokens_table(), tmp_path / "tokens.parquet")
-    train_final.main(["--method", "sft", "--model-dir", str(tiny_model_dir), "--tokens", str(tmp_path / "tokens.parquet"),
+    train_final.main(["--method", "sft", "--model-dir", str(tiny_model_dir),
+                      "--tokens", str(tmp_path / "tokens.parquet"),
                       "--out", str(out), "--out-log", str(out.parent / "training_log.json"),
                       "--work-dir", str(tmp_path / "work"), *train_args(save_steps=2)])
 

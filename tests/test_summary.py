@@ -74,7 +74,8 @@ def test_per_method_mean_std_interval_and_delta(outputs):
 
 def test_markdown_shows_both_tables(outputs):
     text = outputs["summary.md"].read_text()
-    assert "| m | forget | rho0.7-ascent-linear | 2 | 0.6000 ± 1.2706 | 0.3000 ± 0.6353 | 0.4500 ± 0.3177 | +0.0750 ± 0.0000 |" in text
+    assert ("| m | forget | rho0.7-ascent-linear | 2 | 0.6000 ± 1.2706 | 0.3000 ± 0.6353 | 0.4500 ± 0.3177 | "
+            "+0.0750 ± 0.0000 |") in text
     assert "| m | base |  | 1 | 0.3000 | 0.2500 | 0.2750 | -0.1000 |" in text
     assert "| m | sft | all | 2 | 0.5000 | 0.3000 | 0.4000 |" in text  # the checkpoint table
 
@@ -182,7 +183,8 @@ def test_the_data_section_counts_what_was_left_out(tmp_path):
     lines = summary.data_markdown(str(tmp_path / "split.json"), str(tmp_path / "skipped.jsonl"))
     assert lines[2] == (f"- Reference and training subsets: 4 and 6 records; 1 training ids are also reference ids, "
                         f"kept in training (`{tmp_path / 'split.json'}`).")
-    assert lines[3] == f"- Bad records skipped by `data.bad_records: skip`: 2, each listed in `{tmp_path / 'skipped.jsonl'}`."
+    assert lines[3] == ("- Bad records skipped by `data.bad_records: skip`: 2, "
+                        f"each listed in `{tmp_path / 'skipped.jsonl'}`.")
 
 
 def test_provenance_flags_results_of_different_commits_or_configs():

@@ -121,7 +121,8 @@ def test_token_page_colours_every_shown_response_token(workdir):
     page = (workdir / "results" / EXPERIMENT / "tokens.html").read_text()
     assert page.startswith("<!doctype html>") and "<script" not in page
     assert page.count('class="example"') == 16  # every training example: the tiny split has 16
-    spans = re.findall(r'<span class="tok( neg)?( noisy)?" style="background:rgb\(\d+,\d+,\d+\)" title="influence', page)
+    spans = re.findall(r'<span class="tok( neg)?( noisy)?" style="background:rgb\(\d+,\d+,\d+\)" title="influence',
+                       page)
     n_tokens = pq.read_table(workdir / "results" / EXPERIMENT / "influence.parquet").num_rows
     assert len(spans) == n_tokens
     assert sum(1 for neg, _ in spans if neg) == n_tokens - round(0.7 * n_tokens)
@@ -228,7 +229,8 @@ def test_an_option_reruns_the_jobs_that_read_it(workdir, overlay, jobs):
 
 @pytest.mark.parametrize("run,allowed", [
     ("sft/rho0.7-per_example/seed1", "sft variants read all"),
-    ("ignore/rho0.7-ascent-linear/seed1", "ignore variants read {partition} ({partition} is rho{rho}[-{scope}][-{score}]"),
+    ("ignore/rho0.7-ascent-linear/seed1",
+     "ignore variants read {partition} ({partition} is rho{rho}[-{scope}][-{score}]"),
     ("forget/rho0.7/seed1", "forget variants read {partition}-{objective}"),
 ])
 def test_a_run_outside_the_grammar_is_refused_at_planning(workdir, run, allowed):

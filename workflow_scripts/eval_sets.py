@@ -8,7 +8,8 @@
     truthfulqa_mc2  mc1_targets | mc2_targets: {choices, labels}} (the first choice a true one)
 
 The first four are the eval sets prepare_data writes to results/{data}/data/eval/{format}.jsonl
-(from the embedded wheel, generated (number_words), or from a user's directory of such files); the TruthfulQA rows are a file
+(from the embedded wheel, generated (number_words), or from a user's directory of such files);
+the TruthfulQA rows are a file
 the config names. A bad row is refused as FILE:LINE with what is wrong.
 """
 from __future__ import annotations

@@ -250,7 +250,8 @@ def item_scores(samples: list[dict], metric: str) -> dict[str, list] | None:
 
 
 def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, batch_size: int, dtype: str,
-                device: str, cache_dir, chat_template: bool = False, add_bos_token: bool | None = None) -> dict[str, Any]:
+                device: str, cache_dir, chat_template: bool = False,
+                add_bos_token: bool | None = None) -> dict[str, Any]:
     """Run lm-eval on one task (or tag); return the score record's task part. `add_bos_token`: None
     leaves it to lm-eval (0.4.13: to the tokenizer, so Llama prompts get a BOS), True or False says."""
     import lm_eval

@@ -85,7 +85,7 @@ def token_strata(table: pa.Table, data_path: str | None) -> np.ndarray | None:
     if data_path is None:
         return None
     sources = {}
-    for lineno, record in read_jsonl(data_path):
+    for _lineno, record in read_jsonl(data_path):
         sources[record.get("id")] = str(record.get("source") or "unknown")
     if len(set(sources.values())) < 2:
         return None
@@ -356,7 +356,8 @@ def log_result(result: dict) -> None:
         for name, s in sets.items():
             aurocs = ", ".join(f"{score} {value:.3f}" if value is not None else f"{score} n/a"
                                for score, value in s["auroc"].items())
-            log.info("%s, %s tokens: %d, %d corrupted; AUROC %s", stratum, name, s["n_tokens"], s["n_corrupted"], aurocs)
+            log.info("%s, %s tokens: %d, %d corrupted; AUROC %s", stratum, name, s["n_tokens"], s["n_corrupted"],
+                     aurocs)
     for label, strata in result["partitions"].items():
         p = strata[POOLED]
         log.info("partition %s: %d negative (%.1f%%), %d of them corrupted; precision %s (chance %s), recall %s "

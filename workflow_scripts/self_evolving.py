@@ -2,7 +2,8 @@
 
 The training split is cut into K contiguous chunks. Round k scores chunk k under the base model
 and a reference (the original reference checkpoint for round 1, the model trained through round
-k - 1 after that), partitions its tokens by the run's token score (global top rho within the chunk; influence, the paper's, by default) and
+k - 1 after that), partitions its tokens by the run's token score (global top rho within the chunk;
+influence, the paper's, by default) and
 trains, from the previous round's model (the base model for round 1), with the forget loss.
 The last round's model is the method's checkpoint.
 
@@ -27,8 +28,8 @@ from workflow_scripts.partition import partition
 from workflow_scripts.runs import LEARNT_SCORES, SELF_EVOLVING
 from workflow_scripts.score_tokens import loss_table
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, tracker_settings,
-                                       train, train_config_from_args)
+from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args,
+                                       tracker_settings, train, train_config_from_args)
 
 log = setup_logging(Path(__file__).stem)
 

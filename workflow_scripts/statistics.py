@@ -163,6 +163,6 @@ def paired_deltas(table: pd.DataFrame, columns: list[str]) -> dict:
     for key, group in table[table["method"] != "base"].groupby(["model", "method", "variant"], sort=False):
         both = group.join(sft, on=["model", "seed"], rsuffix="_sft", how="inner")
         k = len(both)
-        out[key] = {column: stats.t.ppf(0.975, k - 1) * (both[column] - both[f"{column}_sft"]).std(ddof=1) / math.sqrt(k)
-                    if k > 1 else math.nan for column in columns}
+        out[key] = {column: stats.t.ppf(0.975, k - 1) * (both[column] - both[f"{column}_sft"]).std(ddof=1)
+                    / math.sqrt(k) if k > 1 else math.nan for column in columns}
     return out

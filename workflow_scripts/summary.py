@@ -173,10 +173,12 @@ def audit_markdown(audit: dict, heading: str) -> list[str]:
     return [heading, "",
             "AUROC of a low token score at finding the corrupted tokens (0.5 = chance, below it inverted), per",
             "stratum (`all` pools the pool sources) over all response tokens and over answer tokens (no special",
-            "or whitespace-only tokens); the scores: " + "; ".join(f"`{k}` = {v}" for k, v in audit["scores"].items()) + ".",
+            "or whitespace-only tokens); the scores: "
+            + "; ".join(f"`{k}` = {v}" for k, v in audit["scores"].items()) + ".",
             "Then, per partition, the precision and recall of its negative set against the corrupted tokens,",
             "a random partition's in brackets.", "",
-            *markdown_table(["stratum", "tokens", "n", "corrupted", *(f"AUROC {k}" for k in scores)], separation, 2), "",
+            *markdown_table(["stratum", "tokens", "n", "corrupted", *(f"AUROC {k}" for k in scores)], separation, 2),
+            "",
             *(markdown_table(["partition", "stratum", "negatives", "corrupted negatives", "precision (chance)",
                               "recall (chance)"], partitions, 2) if partitions else []), ""]
 

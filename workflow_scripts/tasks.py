@@ -72,7 +72,8 @@ _CATALOGUE = (
          data_option="truthfulqa", data_format="truthfulqa_mc1", stock_yaml="truthfulqa/truthfulqa_mc1.yaml",
          hub_task="truthfulqa_mc1"),
     Task("tydiqa", "f1", ("local", "hub"),
-         "TyDi QA GoldP by the paper's protocol (open-instruct's 1-shot prompt, 9 languages; workflow_scripts/tydiqa.py)",
+         "TyDi QA GoldP by the paper's protocol (open-instruct's 1-shot prompt, 9 languages; "
+         "workflow_scripts/tydiqa.py)",
          files=("tydiqa_dev", "tydiqa_train"), protocol="tydiqa", generative=True),
     Task("tydiqa_goldp", "f1", ("hub",), "lm-eval's own TyDi QA GoldP tag (9 languages, another prompt)",
          hub_task="tydiqa_goldp", generative=True),

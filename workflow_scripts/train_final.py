@@ -15,8 +15,8 @@ from workflow_scripts import runs
 from workflow_scripts.files import InputError, run_main
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.token_table import read_table
-from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args, tracker_settings,
-                                       train, train_config_from_args)
+from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args,
+                                       tracker_settings, train, train_config_from_args)
 
 METHODS = tuple(m for m in runs.METHODS if m not in runs.IN_ROUNDS)  # those in rounds: self_evolving.py
 

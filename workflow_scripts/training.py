@@ -91,7 +91,8 @@ class TokenDataset(torch.utils.data.Dataset):
             columns["base_loss"] = token_column(tokens, base_losses, "loss", "base losses", fill=0.0)
         offsets = columns["input_ids"].offsets.to_numpy()
         self.offsets = offsets - offsets[0]
-        self.columns = {name: np.asarray(array.flatten().to_numpy(zero_copy_only=False)) for name, array in columns.items()}
+        self.columns = {name: np.asarray(array.flatten().to_numpy(zero_copy_only=False))
+                        for name, array in columns.items()}
 
     def __len__(self):
         return len(self.offsets) - 1
