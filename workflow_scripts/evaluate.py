@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts import provenance, tasks
+from workflow_scripts.constants import HUB_OFFLINE_SWITCHES
 from workflow_scripts.eval_sets import read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json
 
@@ -50,7 +51,6 @@ LM_EVAL_TASKS_DIR = Path(importlib.util.find_spec("lm_eval").origin).parent / "t
 # lm-eval's tydiqa_goldp subtasks are named by language code; our TyDi QA by language name.
 GOLDP_LANGUAGES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
                    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}
-OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 NUM_FEWSHOT = 0
 FILTER_SUFFIX = ",none"
@@ -72,7 +72,7 @@ def configure_environment(source: str) -> None:
     `local_files_only` either way.
     """
     if source == "local":
-        for key in OFFLINE_SWITCHES:
+        for key in HUB_OFFLINE_SWITCHES:
             os.environ[key] = "1"
 
 

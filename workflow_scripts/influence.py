@@ -1,6 +1,6 @@
 """Join the base and reference token losses: influence = loss_base - loss_ref.
 
-Output results/{model}/influence.parquet: `example_id`, `position`, `token_id`, `loss_base`,
+Output results/{data}/{model}/influence.parquet: `example_id`, `position`, `token_id`, `loss_base`,
 `loss_ref`, `influence`, and `corrupted` (whether the token lies in an injected noise span);
 `example_id` dictionary-encoded (token_table).
 The two loss tables must hold the same tokens (ids and examples) as the tokenized training

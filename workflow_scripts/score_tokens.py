@@ -1,6 +1,6 @@
 """Per-token cross-entropy of every response token of the training split under one model.
 
-Output: results/{model}/losses/{base,reference}.parquet with one row per response token:
+Output: results/{data}/{model}/losses/{base,reference}.parquet with one row per response token:
 `example_id`, `position` (index t of the predicted token in `input_ids`), `token_id`, `loss`
 (float32 CE of predicting token t from tokens < t). Rows follow the tokenized file's order
 whatever the batching, so tables from different models line up row for row.

@@ -1,4 +1,4 @@
-"""Tokenize a chat JSONL split once, for every later stage: results/{model}/tokens/{split}.parquet.
+"""Tokenize a chat JSONL split once, for every later stage: results/{data}/{model}/tokens/{split}.parquet.
 
 Columns: `example_id`, `input_ids`, `labels` (the token id on assistant tokens, -100 elsewhere),
 `corrupted` (per token: inside the recorded corrupted span of the answer, for the noise audit).
