@@ -75,7 +75,11 @@ def setting_table(setting: Path) -> tuple[pd.DataFrame, list[str], dict]:
     labels = ["base", *(run.label for run in grid)]
     paths = {label: directory / label / "scores" / f"{TASK}.json" for label in labels}
     missing = [label for label, path in paths.items() if not path.is_file()]
-    long = read_scores([path for path in paths.values() if path.is_file()])
+    found = [path for path in paths.values() if path.is_file()]
+    if not found:  # nothing of this setting has run yet: every run is listed as missing
+        empty = pd.DataFrame(columns=["method", "variant", "seeds", "negatives", "precision", "recall"])
+        return empty, missing, {"directory": directory, "answers": {}}
+    long = read_scores(found)
     summary = by_method(summary_table(long), long)
     counts = {}
     for run in grid:  # a cell's partitions: one, or the random control's one per seed (averaged)
@@ -126,12 +130,36 @@ def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: di
     return lines
 
 
+def overview(tables: dict) -> list[str]:
+    """One row per cell, one column per setting: the difference to sft with its 95% half-widths over
+    seeds and items (sft: its accuracy), and the seeds it rests on."""
+    column = f"{TASK}_acc"
+    cells = {}
+    for name, (summary, *_) in tables.items():
+        for r in summary.itertuples():
+            row = r._asdict()
+            if r.method == runs.SFT:
+                text = f"{cell(row[column])} (sft, {r.seeds} seeds)"
+            else:
+                halves = [cell(row[f"{column}_delta_sft{key}"], 2) for key in ("_ci95", "_items_ci95")]
+                text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} [±{halves[0] or '–'}, ±{halves[1] or '–'}]" \
+                    f" ({r.seeds})"
+            cells.setdefault((r.method, r.variant), {})[name] = text
+    rows = [[method, variant, *(by_setting.get(name, "") for name in tables)]
+            for (method, variant), by_setting in cells.items() if method != "base"]
+    return ["Accuracy − sft per cell [95% half-widths over seeds, over items] (seeds):", "",
+            *markdown_table(["method", "variant", *tables], rows, 2), ""]
+
+
 def figure(tables: dict):
     fig, axes = plt.subplots(len(tables), 2, figsize=(13, 0.32 * max(len(t) for t, *_ in tables.values()) * len(tables)
                                                        + 1.5), squeeze=False, gridspec_kw={"width_ratios": [3, 2]})
     column = f"{TASK}_acc"
     for (name, (summary, *_)), (left, right) in zip(tables.items(), axes):
         cells = summary[~summary["method"].isin(["base", runs.SFT])].iloc[::-1]
+        if cells.empty:
+            left.set_title(f"{name}: nothing run yet", fontsize=10)
+            continue
         y = range(len(cells))
         names = [f"{m} {v}" for m, v in zip(cells["method"], cells["variant"])]
         delta = cells[f"{column}_delta_sft"]
@@ -160,7 +188,7 @@ def main(argv=None):
     parser.add_argument("--out-figure", required=True)
     args = parser.parse_args(argv)
     tables = {setting.stem: setting_table(setting) for setting in args.settings}
-    lines = ["# The map", ""]
+    lines = ["# The map", "", *overview(tables)]
     for setting in args.settings:
         lines += markdown(setting, *tables[setting.stem])
     Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
