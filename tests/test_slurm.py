@@ -47,7 +47,9 @@ def workdir(tmp_path_factory, tiny_model_dir):
 def test_dry_run_asks_gpus_for_gpu_rules_only(workdir):
     """Every rule of the workflow that asks the scheduler for resources is planned (every method
     in the grid), and each asks for a GPU exactly when its group gets one."""
-    (workdir / "every-method.yaml").write_text(yaml.safe_dump({"methods": list(runs.METHODS)}))
+    # Every method, and the decode jobs the test experiment leaves out (eval.decodings: 0).
+    (workdir / "every-method.yaml").write_text(yaml.safe_dump({"methods": list(runs.METHODS),
+                                                               "eval": {"decodings": 1}}))
     result = slurm(workdir, "--dry-run", "--forceall", "--default-resources", "slurm_partition=debug",
                    "--configfile", workdir / "config.yaml", workdir / "every-method.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -56,7 +58,7 @@ def test_dry_run_asks_gpus_for_gpu_rules_only(workdir):
     assert set(jobs) <= set(groups)
     assert {rule for rule in jobs if groups[rule]} == {rule for rule, group in groups.items() if group}
     gpu = gpu_rules(yaml.safe_load((workdir / "config.yaml").read_text()))
-    assert {"train_reference", "score_shard", "train_final", "self_evolving_round", "evaluate"} == gpu
+    assert {"train_reference", "score_shard", "train_final", "self_evolving_round", "evaluate", "decode"} == gpu
     for rule, lines in jobs.items():
         for line in lines if groups[rule] else []:
             assert ("gpu=1" in line) == (rule in gpu), (rule, line)
