@@ -120,3 +120,19 @@ def gpu_rules(config: dict) -> set[str]:
     """The rules whose group gets GPUs under `config`'s resources."""
     return {rule for rule, group in rule_groups().items()
             if group and config["resources"][group].get("gpu", 0) > 0}
+
+
+def spy_scored_requests(monkeypatch) -> list:
+    """Every request lm-eval's HF model scores, as (strings, context ids, continuation ids), recorded
+    as the evaluator runs (the model itself still computes every score)."""
+    from lm_eval.models.huggingface import HFLM
+
+    seen = []
+    real = HFLM._loglikelihood_tokens
+
+    def spy(self, requests, *args, **kwargs):
+        seen.extend(requests)
+        return real(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
+    return seen

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, spy_scored_requests
 from tiny import write_tiny_eval
 from workflow_scripts import decode, evaluate
 from workflow_scripts.files import InputError
@@ -138,21 +138,13 @@ def test_with_the_chat_template_the_ids_end_with_the_assistant_header(models, da
 def test_the_ids_are_the_contexts_lm_eval_scores(model, flags, models, data, cache_dir, tmp_path, fed, monkeypatch):
     """The evaluator itself, run on the same model and data: the contexts lm-eval scores are the
     ids decoded from (a BOS where lm-eval puts one, once, and the chat template's newline kept)."""
-    from lm_eval.models.huggingface import HFLM
-
-    contexts = []
-    real = HFLM._loglikelihood_tokens
-
-    def spy(self, requests, *args, **kwargs):
-        contexts.extend(context for _, context, _ in requests)
-        return real(self, requests, *args, **kwargs)
-
-    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
+    scored = spy_scored_requests(monkeypatch)
     evaluate.main(["--model-dir", str(models[model]), "--task", "number_words", "--source", "local", "--data",
                    str(data), "--out", str(tmp_path / "score.json"), "--limit", "3", "--batch-size", "4",
                    "--threads", "1", "--dtype", "float32", "--model-name", "tiny", "--data-name", "d", "--run", "base",
                    "--cache-dir", str(cache_dir), *flags])
     _decode(models[model], data, tmp_path / "nw.json", cache_dir, *flags)
+    contexts = [context for _, context, _ in scored]
     assert len(contexts) == 3
     assert sorted(fed) == sorted(contexts)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, spy_scored_requests
 from tiny import write_tiny_eval
 from workflow_scripts.constants import HUB_OFFLINE_SWITCHES as OFFLINE_SWITCHES
 from workflow_scripts.evaluate import (build_task, configure_environment, main, parse_args,
@@ -408,19 +408,12 @@ def test_add_bos_token_decides_what_lm_eval_scores(flag, bos, bos_model_dir, eva
                                                    monkeypatch):
     """The token ids lm-eval scores: without the option the tokenizer decides (a BOS here, as on Llama
     under lm-eval 0.4.13); false drops it (lm-eval before 0.4.10, the paper's run)."""
-    from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    contexts = []
-    real = HFLM._loglikelihood_tokens
-
-    def spy(self, requests, *args, **kwargs):
-        contexts.extend(context for _, context, _ in requests)
-        return real(self, requests, *args, **kwargs)
-
-    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
+    scored = spy_scored_requests(monkeypatch)
     out = tmp_path / "boolq.json"
     main([*_args(bos_model_dir, "boolq", eval_dir / "boolq.jsonl", out), "--cache-dir", str(cache_dir), *flag])
+    contexts = [context for _, context, _ in scored]
     bos_id = AutoTokenizer.from_pretrained(bos_model_dir).bos_token_id
     assert len(contexts) == 2 * ROWS["boolq"]  # "no" and "yes" for each question
     assert {context[0] == bos_id for context in contexts} == {bos}
@@ -448,8 +441,7 @@ def answers_right_but_never_a_newline(chat_model_dir, monkeypatch):
     tokenizer = AutoTokenizer.from_pretrained(chat_model_dir)
     newline = tokenizer.encode("\n", add_special_tokens=False)
     assert len(newline) == 1
-    seen = []
-    real = HFLM._loglikelihood_tokens
+    seen = spy_scored_requests(monkeypatch)
 
     def oracle_call(self, inps, attn_mask=None, labels=None):
         logits = torch.zeros(*inps.shape, self.model.config.vocab_size)
@@ -459,12 +451,7 @@ def answers_right_but_never_a_newline(chat_model_dir, monkeypatch):
                 row[t, tokenizer.eos_token_id if following == newline[0] else following] = 10.0
         return logits
 
-    def spy(self, requests, *args, **kwargs):
-        seen.extend(requests)
-        return real(self, requests, *args, **kwargs)
-
     monkeypatch.setattr(HFLM, "_model_call", oracle_call)
-    monkeypatch.setattr(HFLM, "_loglikelihood_tokens", spy)
     return tokenizer, newline[0], seen
 
 
