@@ -2,7 +2,7 @@
 
 A score is a claim about what a model does: number_words' `acc` says whether the number is the
 model's greedy continuation, nothing about what the model writes when it is not. These decodings
-show it, so that a sentence like "three hundred eighteen -> 31" comes from the pipeline, beside
+show it, so that a sentence like "eight hundred fifty-nine -> 85" comes from the pipeline, beside
 the score it explains, and not from a notebook.
 
 The prompts are the evaluator's own (workflow_scripts/evaluate.py), built the way lm-eval 0.4.13
