@@ -87,19 +87,23 @@ study-number-words: setup
 	  | tee results/study-number-words.md
 
 # The map (configs/map/): when forgetting helps, per noise rate and partition rule. Each noise setting
-# is the number-words study's experiment with the map's cells added (common.yaml, then the oracle
-# cells of oracle.yaml, whose call leaves the experiment's summary as the first call wrote it); then
-# the map's table and figure, results/map.md and results/map.png (copied to docs/figures/).
+# is the number-words study's experiment with the map's cells added: common.yaml's grid, then the
+# oracle's cells (oracle.yaml) and the conclusion's cells to five seeds (conclusion.yaml), whose calls
+# leave the experiment's summary as the first call wrote it; then the map's table and figure,
+# results/map.md and results/map.png (copied to docs/figures/).
 # MAP_CUT=configs/map/one-seed.yaml runs one seed per cell (the cut when compute runs out).
 MAP_SETTINGS := noise0.3
 MAP_CUT :=
 MAP_LAYERS := config.yaml configs/number-words-study/common.yaml configs/map/common.yaml
+MAP_EXTRA := configs/map/oracle.yaml configs/map/conclusion.yaml "configs/map/conclusion.yaml configs/map/oracle.yaml"
 map: setup
 	for setting in $(MAP_SETTINGS); do \
 	  $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml \
 	    $(MAP_CUT) || exit 1; \
-	  $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml \
-	    configs/map/oracle.yaml $(MAP_CUT) --omit-from summary plots noise_audit token_page || exit 1; \
+	  for extra in $(MAP_EXTRA); do \
+	    $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml \
+	      $$extra $(MAP_CUT) --omit-from summary plots noise_audit token_page || exit 1; \
+	  done; \
 	done
 	$(PY) scripts/map.py $(MAP_SETTINGS:%=configs/map/%.yaml) --out-md results/map.md --out-figure results/map.png
 	cp results/map.png docs/figures/map.png

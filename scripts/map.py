@@ -2,8 +2,9 @@
 precision and recall, per noise setting.
 
 A setting is a file of configs/map/ (noise0.yaml, ...), laid over config.yaml, the number-words
-study's common file and configs/map/common.yaml, with and without configs/map/oracle.yaml: the two
-grids the Makefile runs. Every run of them is a cell's seed; a run whose scores are missing (cut, or
+study's common file and configs/map/common.yaml, with and without configs/map/oracle.yaml, and the
+same two with configs/map/conclusion.yaml (the conclusion's cells to five seeds): the grids the
+Makefile runs. Every run of them is a cell's seed; a run whose scores are missing (cut, or
 not run yet) is listed as missing, never dropped silently. Scores, intervals and differences come
 from workflow_scripts/statistics.py (as summary.md's); precision and recall from each partition's
 partition.json (the pool's noise marks); the answers from each run's decodings.
@@ -31,7 +32,8 @@ from workflow_scripts.statistics import by_method, read_scores, summary_table  #
 from workflow_scripts.summary import markdown_table  # noqa: E402
 
 BASES = ["config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml"]
-LAYERS = [[], ["configs/map/oracle.yaml"]]
+LAYERS = [[], ["configs/map/oracle.yaml"], ["configs/map/conclusion.yaml"],
+          ["configs/map/conclusion.yaml", "configs/map/oracle.yaml"]]
 TASK = "number_words"
 
 
