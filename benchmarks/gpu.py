@@ -7,7 +7,7 @@ LlamaConfig (Llama-3.2-1B's shape; nothing is downloaded). Data: a synthetic tok
 on the ids.
 
 - peak: the best rate of a large bfloat16 torch.mm (the reference for every share below);
-- scoring: score_tokens.score, the workflow's scoring loop, on bfloat16 weights; tokens/s over
+- scoring: token_losses.score, the workflow's scoring loop, on bfloat16 weights; tokens/s over
   the split's tokens (no padding); share = 2 x parameters x tokens/s / peak;
 - training: the forget objective through ForgettingTrainer.compute_loss with LoRA (the config's
   r 64, all linear layers), forward + backward + AdamW step under bfloat16 autocast, as the
@@ -31,7 +31,7 @@ from benchmarks.common import WORK, matmul_gflops, report
 from benchmarks.tables import synthetic_tokens
 from workflow_scripts.partition import random_partition
 from workflow_scripts.runs import FORGET
-from workflow_scripts.score_tokens import score
+from workflow_scripts.token_losses import score
 from workflow_scripts.token_table import flat_column
 from workflow_scripts.objective import Objective
 from workflow_scripts.training import ForgettingTrainer, MaskCollator, TokenDataset

@@ -1,7 +1,7 @@
 """Token scoring throughput against the naive pass and the machine's matmul rate: results/bench/scoring.json.
 
 On SmolLM2-135M (float32) over the embedded training split (benchmarks.data makes both):
-- ours: score_tokens.score, the function loss_table runs (length-grouped batches of at most
+- ours: token_losses.score, the function loss_table runs (length-grouped batches of at most
   --max-batch-tokens padded tokens, logits only where a token is scored, inference mode);
 - naive: the same examples in file order, every batch padded to the split's longest example,
   full-vocabulary logits at every position, then the cross-entropy of every labelled token;
@@ -24,7 +24,7 @@ from benchmarks.common import WORK, matmul_gflops, report
 from benchmarks.data import model_and_tokens
 from workflow_scripts.constants import IGNORE_INDEX
 from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch, set_threads
-from workflow_scripts.score_tokens import score
+from workflow_scripts.token_losses import score
 from workflow_scripts.token_table import flat_column, read_table
 
 

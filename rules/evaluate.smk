@@ -16,12 +16,12 @@ rule evaluate:
     resources:
         **group_resources("evaluate"),
     params:
+        operational=OPERATIONAL["evaluate"],
         data=lambda wc, input: cli_options({k: input.get(k) for k in ("data", "tydiqa_dev", "tydiqa_train")}),
-        limit=lambda wc: config["eval"]["limit"].get(wc.task, 0),
         options=evaluate_options,
     shell:
         "python -m workflow_scripts.evaluate --model-dir {input.model:q} --task {wildcards.task} "
-        "{params.data} --limit {params.limit} {params.options} --model-name {wildcards.model} "
+        "{params.data} {params.options} {params.operational} --model-name {wildcards.model} "
         "--data-name {wildcards.dataset} --run {wildcards.run:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 

@@ -8,7 +8,7 @@ rule score_shard:
     output:
         temp("results/{dataset}/{model}/losses/{scorer}.shards/{shard}of{shards}.parquet"),
     log:
-        "logs/{dataset}/{model}/score_tokens/{scorer}_{shard}of{shards}.log",
+        "logs/{dataset}/{model}/token_losses/{scorer}_{shard}of{shards}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/score_shard/{scorer}_{shard}of{shards}.tsv"
     conda:
@@ -17,10 +17,11 @@ rule score_shard:
     resources:
         **group_resources("score"),
     params:
-        options=cli_options({k: config["scoring"][k] for k in ("max_batch_tokens", "dtype")}),
+        operational=OPERATIONAL["score"],
+        options=cli_options({"dtype": config["scoring"]["dtype"]}),
     shell:
-        "python -m workflow_scripts.score_tokens score --model-dir {input.model:q} --tokens {input.tokens:q} "
-        "--shard {wildcards.shard} --num-shards {wildcards.shards} {params.options} --threads {threads} "
+        "python -m workflow_scripts.token_losses score --model-dir {input.model:q} --tokens {input.tokens:q} "
+        "--shard {wildcards.shard} --num-shards {wildcards.shards} {params.options} {params.operational} --threads {threads} "
         "--out {output:q} > {log:q} 2>&1"
 
 
@@ -31,7 +32,7 @@ rule gather_losses:
     output:
         "results/{dataset}/{model}/losses/{scorer}.parquet",
     log:
-        "logs/{dataset}/{model}/score_tokens/{scorer}.log",
+        "logs/{dataset}/{model}/token_losses/{scorer}.log",
     benchmark:
         "logs/{dataset}/{model}/timings/gather_losses/{scorer}.tsv"
     conda:
@@ -40,7 +41,7 @@ rule gather_losses:
     resources:
         **group_resources("cpu"),
     shell:
-        "python -m workflow_scripts.score_tokens gather --tokens {input.tokens:q} --out {output:q} "
+        "python -m workflow_scripts.token_losses gather --tokens {input.tokens:q} --out {output:q} "
         "{input.parts:q} > {log:q} 2>&1"
 
 

@@ -18,12 +18,12 @@ rule train_reference:
     resources:
         **group_resources("train"),
     params:
+        launch=LAUNCH,
+        operational=OPERATIONAL["train"],
         options=training_options(config["reference"]["seed"]),
-        launch=python_launcher("train"),
-        distributed=distributed_options("train"),
         tracker=lambda wc: tracker_options(wc, "reference"),
         work_dir="results/{dataset}/{model}/.trainer/reference",
     shell:
         "exec {params.launch} -m workflow_scripts.train_reference --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--out {output.model:q} --out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} "
-        "{params.distributed} {params.tracker} --threads {threads} > {log:q} 2>&1"
+        "{params.operational} {params.tracker} --threads {threads} > {log:q} 2>&1"

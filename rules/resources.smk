@@ -1,5 +1,6 @@
-# What each job asks the scheduler for, and how its Python is launched. Rule groups (cpu,
-# convert, train, score, evaluate) take their resources from `resources:` in the config.
+# What each job asks the scheduler for, how its Python is launched, and every other operational
+# option (schemas/config.schema.yaml: x-operational). Rule groups (cpu, convert, train, score,
+# evaluate) take their resources from `resources:` in the config.
 
 
 def group_resources(group):
@@ -44,3 +45,34 @@ def distributed_options(group):
     if config["resources"][group].get("gpu", 0) > 1 and multi_gpu["strategy"] == "deepspeed":
         return cli_options({"deepspeed": multi_gpu["deepspeed_config"]})
     return ""
+
+
+class Operational:
+    """Command-line options that change no artifact (x-operational in the schema), as a `params`
+    value: Snakemake writes it into the command (str) but records only params of Python's own types
+    for its rerun triggers, so a change of these reruns nothing. That each operational option reruns
+    nothing and every other one reruns what reads it: tests/test_workflow.py, one change per option."""
+
+    def __init__(self, *parts: str):
+        self.options = " ".join(filter(None, parts))
+
+    def __str__(self):
+        return self.options
+
+
+def operational(section) -> str:
+    """The operational options of a config section (the schema says which) as a stage's options."""
+    return cli_options(option_classes.section(OPTIONS, config, section, operational=True), say_false=True)
+
+
+# Each stage's operational options: `params: operational=OPERATIONAL[stage]`.
+OPERATIONAL = {
+    "base_model": Operational(operational("model")),
+    "prepare_data": Operational(operational("data")),
+    "tokenize": Operational(operational("tokenize")),
+    "score": Operational(operational("scoring")),
+    "evaluate": Operational(operational("eval")),
+    "train": Operational(operational("training"), distributed_options("train")),
+}
+# How a training job's Python starts (python, or accelerate launch over the job's GPUs).
+LAUNCH = Operational(python_launcher("train"))

@@ -23,20 +23,20 @@ rule train_final:
     resources:
         **group_resources("train"),
     params:
+        launch=LAUNCH,
+        operational=OPERATIONAL["train"],
         method=lambda wc: run_of(wc).method,
         options=lambda wc: training_options(run_of(wc).seed),
         inputs=lambda wc, input: cli_options(
             {k: input.get(k) for k in ("partition", "reference_losses", "base_losses")}
         ),
         objective=objective_options,
-        launch=python_launcher("train"),
-        distributed=distributed_options("train"),
         tracker=lambda wc: tracker_options(wc, wc.run),
         work_dir="results/{dataset}/{model}/.trainer/{run}",
     shell:
         "exec {params.launch} -m workflow_scripts.train_final --method {params.method} --model-dir {input.model:q} "
         "--tokens {input.tokens:q} {params.inputs} {params.objective} --out {output.model:q} "
-        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} {params.tracker} "
+        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.operational} {params.tracker} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -65,20 +65,20 @@ rule self_evolving_round:
     resources:
         **group_resources("train"),
     params:
+        launch=LAUNCH,
+        operational_score=OPERATIONAL["score"],
+        operational_train=OPERATIONAL["train"],
         out=ROUND,
         rho=lambda wc: run_of(wc, in_rounds=True).rho,
         rounds=lambda wc: run_of(wc, in_rounds=True).rounds,
         score=lambda wc: run_of(wc, in_rounds=True).score,
         objective=objective_options,
         options=lambda wc: training_options(run_of(wc).seed),
-        batch_tokens=config["scoring"]["max_batch_tokens"],
-        launch=python_launcher("train"),
-        distributed=distributed_options("train"),
         tracker=lambda wc: tracker_options(wc, f"{wc.run}/{runs.ROUND_DIR.format(round=wc.round)}"),
         work_dir=f"results/{{dataset}}/{{model}}/.trainer/{{run}}/{runs.ROUND_DIR}",
     shell:
         "exec {params.launch} -m workflow_scripts.self_evolving --base-model {input.base:q} --reference-model {input.reference_model:q} "
         "--start-model {input.start:q} --tokens {input.tokens:q} --round {wildcards.round} --rounds {params.rounds} "
-        "--rho {params.rho} --score {params.score} {params.objective} --max-batch-tokens {params.batch_tokens} --out {params.out:q} "
-        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.distributed} {params.tracker} "
+        "--rho {params.rho} --score {params.score} {params.objective} {params.operational_score} --out {params.out:q} "
+        "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.operational_train} {params.tracker} "
         "--threads {threads} > {log:q} 2>&1"

@@ -6,7 +6,7 @@ study's common file and configs/map/common.yaml, with and without configs/map/or
 same two with configs/map/conclusion.yaml (the conclusion's cells to five seeds): the grids the
 Makefile runs. Every run of them is a cell's seed; a run whose scores are missing (cut, or
 not run yet) is listed as missing, never dropped silently. Scores, intervals and differences come
-from workflow_scripts/statistics.py (as summary.md's); precision and recall from each partition's
+from workflow_scripts/score_statistics.py (as summary.md's); precision and recall from each partition's
 partition.json (the pool's noise marks); the answers from each run's decodings.
     python scripts/map.py configs/map/noise0.3.yaml configs/map/noise0.yaml --out-md results/map.md \\
         --out-figure results/map.png
@@ -28,7 +28,7 @@ from snakemake.utils import update_config, validate  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from workflow_scripts import runs  # noqa: E402
-from workflow_scripts.statistics import by_method, read_scores, summary_table  # noqa: E402
+from workflow_scripts.score_statistics import by_method, read_scores, summary_table  # noqa: E402
 from workflow_scripts.summary import markdown_table  # noqa: E402
 
 BASES = ["config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml"]

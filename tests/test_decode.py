@@ -133,7 +133,7 @@ def test_with_the_chat_template_the_ids_end_with_the_assistant_header(models, da
 
 
 @pytest.mark.parametrize("model, flags", [("plain", []), ("chat", ["--chat-template"]), ("bos", []),
-                                          ("plain", ["--add-bos-token", "true"]), ("bos", ["--add-bos-token", "false"]),
+                                          ("plain", ["--add-bos-token"]), ("bos", ["--no-add-bos-token"]),
                                           ("bos_chat", ["--chat-template"])])
 def test_the_ids_are_the_contexts_lm_eval_scores(model, flags, models, data, cache_dir, tmp_path, fed, monkeypatch):
     """The evaluator itself, run on the same model and data: the contexts lm-eval scores are the

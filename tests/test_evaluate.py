@@ -42,13 +42,13 @@ def cache_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("hf-datasets-cache")
 
 
-def _args(model_dir, task, data, out, limit="0"):
+def _args(model_dir, task, data, out, limit=None):
     return ["--model-dir", str(model_dir), "--task", task, "--source", "local", "--data", str(data),
-            "--out", str(out), "--limit", limit, "--batch-size", "4", "--threads", "2", "--dtype", "float32",
-            *RUN_NAMES]
+            "--out", str(out), *(["--limit", limit] if limit else []), "--batch-size", "4", "--threads", "2",
+            "--dtype", "float32", *RUN_NAMES]
 
 
-def _run(model_dir, task, data, out, cache_dir, limit="0"):
+def _run(model_dir, task, data, out, cache_dir, limit=None):
     main([*_args(model_dir, task, data, out, limit), "--cache-dir", str(cache_dir)])
     return json.loads(Path(out).read_text())
 
@@ -80,6 +80,19 @@ def test_scores_every_task(task, tiny_model_dir, eval_dir, cache_dir, tmp_path):
     assert record["chat_template"] is False
 
 
+def test_the_batch_size_leaves_every_item_as_it_was(tiny_model_dir, eval_dir, cache_dir, tmp_path):
+    """eval.batch_size is operational (schemas/config.schema.yaml): items per forward pass, padded to
+    the longest, change the log-likelihoods only in the last bits and no item's score."""
+    records = {}
+    for size in ("1", "4"):
+        args = _args(tiny_model_dir, "logiqa", eval_dir / "logiqa.jsonl", tmp_path / f"{size}.json")
+        args[args.index("--batch-size") + 1] = size
+        main([*args, "--cache-dir", str(cache_dir)])
+        records[size] = json.loads((tmp_path / f"{size}.json").read_text())
+    assert records["1"]["items"] == records["4"]["items"]
+    assert records["1"]["metrics"]["acc_norm"] == records["4"]["metrics"]["acc_norm"]
+
+
 @pytest.mark.parametrize("limit, n, recorded", [("2", 2, 2), ("0.5", 2, 0.5), ("0.3", 2, 0.3), ("0.99", 4, 0.99)])
 def test_limit_count_or_fraction(limit, n, recorded, tiny_model_dir, eval_dir, cache_dir, tmp_path):
     """A count takes the first N rows; a fraction f takes ceil(f x rows), as lm-eval does (4 rows here)."""
@@ -87,19 +100,18 @@ def test_limit_count_or_fraction(limit, n, recorded, tiny_model_dir, eval_dir, c
     assert record["n"] == n and record["limit"] == recorded
 
 
-@pytest.mark.parametrize("text, value", [("0", None), ("0.0", None), ("0.99", 0.99), ("1", 1), ("50", 50),
-                                         ("50.0", 50)])
+@pytest.mark.parametrize("text, value", [("0.99", 0.99), ("1", 1), ("50", 50), ("50.0", 50)])
 def test_parse_limit(text, value):
     assert parse_limit(text) == value and type(parse_limit(text)) is type(value)
 
 
-@pytest.mark.parametrize("text", ["-1", "1.5", "nan", "inf", "all"])
+@pytest.mark.parametrize("text", ["-1", "1.5", "nan", "inf", "all", "0", "0.0"])  # all items: no --limit
 def test_parse_limit_refuses(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_limit(text)
 
 
-@pytest.mark.parametrize("option", ["--model-name", "--data-name", "--run", "--source", "--limit", "--batch-size",
+@pytest.mark.parametrize("option", ["--model-name", "--data-name", "--run", "--source", "--batch-size",
                                     "--dtype", "--threads", "--out", "--task", "--model-dir"])
 def test_options_the_rule_passes_are_required(option, tiny_model_dir, eval_dir, tmp_path, capsys):
     args = _args(tiny_model_dir, "boolq", eval_dir / "boolq.jsonl", tmp_path / "out.json")
@@ -113,7 +125,7 @@ def test_unused_options_are_named():
     from workflow_scripts.evaluate import unused_options
 
     common = ["--model-dir", "m", "--model-name", "m", "--data-name", "d", "--run", "base", "--out", "o",
-              "--limit", "0", "--batch-size", "1", "--threads", "0", "--dtype", "auto"]
+              "--batch-size", "1", "--threads", "0", "--dtype", "auto"]
     hub = parse_args([*common, "--source", "hub", "--task", "boolq", "--data", "x", "--tydiqa-dev", "y"])
     assert unused_options(hub) == ["--data", "--tydiqa-dev"]
     local = parse_args([*common, "--source", "local", "--task", "boolq", "--data", "x"])
@@ -156,7 +168,7 @@ def test_hub_fetch_failure_names_the_dataset_and_hides_the_token(tiny_model_dir,
            "HF_DATASETS_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf-home")}
     args = [sys.executable, "-m", "workflow_scripts.evaluate", "--model-dir", str(tiny_model_dir),
             "--model-name", "tiny", "--data-name", "d", "--run", "base", "--source", "hub", "--task", "truthfulqa_mc2",
-            "--out", str(tmp_path / "out.json"), "--limit", "0", "--batch-size", "1", "--threads", "1",
+            "--out", str(tmp_path / "out.json"), "--batch-size", "1", "--threads", "1",
             "--dtype", "float32"]
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr[-3000:]
@@ -402,8 +414,8 @@ def bos_model_dir(tiny_model_dir, tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize("flag, bos", [([], True), (["--add-bos-token", "false"], False),
-                                       (["--add-bos-token", "true"], True)])
+@pytest.mark.parametrize("flag, bos", [([], True), (["--no-add-bos-token"], False),
+                                       (["--add-bos-token"], True)])
 def test_add_bos_token_decides_what_lm_eval_scores(flag, bos, bos_model_dir, eval_dir, cache_dir, tmp_path,
                                                    monkeypatch):
     """The token ids lm-eval scores: without the option the tokenizer decides (a BOS here, as on Llama
@@ -418,7 +430,8 @@ def test_add_bos_token_decides_what_lm_eval_scores(flag, bos, bos_model_dir, eva
     assert len(contexts) == 2 * ROWS["boolq"]  # "no" and "yes" for each question
     assert {context[0] == bos_id for context in contexts} == {bos}
     assert all(bos_id not in context[1:] for context in contexts)
-    assert json.loads(out.read_text())["add_bos_token"] == {"true": True, "false": False}.get(flag[-1] if flag else "")
+    recorded = {"--add-bos-token": True, "--no-add-bos-token": False}[flag[0]] if flag else None
+    assert json.loads(out.read_text())["add_bos_token"] == recorded
 
 
 def _number_words_eval(directory: Path) -> Path:

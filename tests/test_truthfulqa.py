@@ -78,7 +78,7 @@ def _hand_scores(model_dir, cache_dir):
 
 def _run(model_dir, task, out, cache_dir):
     main(["--model-dir", str(model_dir), "--model-name", "tiny", "--data-name", "d", "--run", "base",
-          "--source", "local", "--task", task, "--data", str(FIXTURE), "--out", str(out), "--limit", "0",
+          "--source", "local", "--task", task, "--data", str(FIXTURE), "--out", str(out),
           "--batch-size", "4", "--threads", "2", "--dtype", "float32", "--cache-dir", str(cache_dir)])
     return json.loads(Path(out).read_text())
 

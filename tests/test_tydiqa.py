@@ -314,7 +314,7 @@ def test_needs_both_files(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match="task 'tydiqa' needs --tydiqa-dev and --tydiqa-train"):
         main(["--model-dir", str(tiny_model_dir), "--model-name", "t", "--data-name", "d", "--run", "base",
               "--source", "hub", "--task", "tydiqa", "--tydiqa-dev", str(DEV), "--out", str(tmp_path / "o.json"),
-              "--limit", "0", "--batch-size", "1", "--threads", "1", "--dtype", "float32"])
+              "--batch-size", "1", "--threads", "1", "--dtype", "float32"])
 
 
 def _squad(path, qas, context="c"):

@@ -11,10 +11,14 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from safetensors.numpy import load_file
 
 from conftest import ROOT, load_test_config, make_test_workdir, planned_jobs, snakemake
-from workflow_scripts import runs
+from option_changes import CHANGES
+from snakemake.utils import update_config, validate
+from workflow_scripts import option_classes, runs
+from workflow_scripts.option_classes import read_in
 
 CONFIG = load_test_config()
 MODEL, DATASET = CONFIG["model"]["name"], CONFIG["data"]["name"]
@@ -23,6 +27,7 @@ GRID = runs.grid({**CONFIG, "partition": {"scope": "global", "score": "influence
                   "forget": {"forget_loss": "ascent", "lambda_schedule": "linear"}})
 RUNS = [run.label for run in GRID]
 TASKS = CONFIG["eval"]["tasks"]
+OPTIONS = option_classes.options(yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text()))
 
 
 def checkpoint(label):
@@ -224,7 +229,42 @@ def test_an_option_reruns_the_jobs_that_read_it(workdir, overlay, jobs):
         assert "Nothing to be done" in result.stdout + result.stderr
     if "add_bos_token" in overlay:
         commands = [line for line in result.stdout.splitlines() if "workflow_scripts.evaluate" in line]
-        assert len(commands) == 69 and all("--add-bos-token false" in line for line in commands)
+        assert len(commands) == 69 and all("--no-add-bos-token" in line for line in commands)
+
+
+def planned_roots(output: str) -> set[str]:
+    """The rules of the planned jobs that no other planned job feeds: where a change enters the plan."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        if match and match.group(1) != "all":
+            paths = {key: set(re.findall(r"[^,\s]+", found.group(1))) if found else set()
+                     for key in ("input", "output") for found in [re.search(rf"^\s+{key}: (.*)$", block, re.M)]}
+            jobs.append((match.group(1), paths["input"], paths["output"]))
+    made = set().union(*(outputs for _, _, outputs in jobs)) if jobs else set()
+    return {rule for rule, inputs, _ in jobs if not inputs & made}
+
+
+# Every option of the schema, changed alone in a second config file: an operational one, or one that
+# no rule reads in this experiment (x-when), plans nothing; any other plans something, and every job
+# it plans is a job of a rule that reads it (x-reads) or follows one. The changes: option_changes.py.
+@pytest.mark.parametrize("path", sorted(CHANGES))
+def test_each_option_reruns_what_reads_it_and_nothing_else(workdir, path):
+    option = OPTIONS[path]
+    (workdir / "change.yaml").write_text(CHANGES[path] + "\n")
+    config = load_test_config()
+    update_config(config, yaml.safe_load(CHANGES[path]))
+    validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    result = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "change.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    planned = set(planned_jobs(result)) - {"all"}
+    if not read_in(option, config):
+        assert not planned, f"{path} ({option.operational or 'not read here'}) plans {planned_jobs(result)}"
+        assert "Nothing to be done" in result.stdout + result.stderr
+    else:
+        roots = planned_roots(result.stdout)
+        assert planned and roots, f"{path} reads {option.reads} and plans nothing"
+        assert roots <= set(option.reads), f"{path} reads {option.reads}, yet {roots - set(option.reads)} rerun"
 
 
 @pytest.mark.parametrize("run,allowed", [

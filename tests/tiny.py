@@ -86,9 +86,10 @@ FLAGS = {"shuffle": True, "bf16": False, "gradient_checkpointing": False}
 
 
 def train_args(**changes) -> list[str]:
-    """["--lora-r", "4", ..., "--shuffle", "--no-bf16", ...] with `changes` applied, as the rules pass them."""
+    """["--lora-r", "4", ..., "--shuffle", "--no-bf16", ...] with `changes` applied (None: left out), as the
+    rules pass them."""
     flags = {key: changes.pop(key, value) for key, value in FLAGS.items()}
-    return [word for key, value in {**TRAINING, **changes}.items()
+    return [word for key, value in {**TRAINING, **changes}.items() if value is not None
             for word in ("--" + key.replace("_", "-"), str(value))] + \
         [f"--{'' if value else 'no-'}{key.replace('_', '-')}" for key, value in flags.items()]
 

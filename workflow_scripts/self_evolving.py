@@ -26,7 +26,7 @@ from workflow_scripts.influence import influence_table
 from workflow_scripts.modeling import set_threads
 from workflow_scripts.partition import partition
 from workflow_scripts.runs import LEARNT_SCORES, SELF_EVOLVING
-from workflow_scripts.score_tokens import loss_table
+from workflow_scripts.token_losses import loss_table
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args,
                                        tracker_settings, train, train_config_from_args)

@@ -11,7 +11,7 @@
 - summary.md: all of them, readable, and, given the decodings JSONs of workflow_scripts/decode.py,
   what the models write: each run's greedy answer to the first prompts of each task.
 
-The numbers are workflow_scripts/statistics.py's; this module renders them.
+The numbers are workflow_scripts/score_statistics.py's; this module renders them.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import pandas as pd
 
 from workflow_scripts import runs
 from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging
-from workflow_scripts.statistics import METHOD_ORDER, by_method, read_scores, score_columns, summary_table
+from workflow_scripts.score_statistics import METHOD_ORDER, by_method, read_scores, score_columns, summary_table
 
 log = setup_logging("summary")
 

@@ -23,7 +23,7 @@ class Task:
     metric: str  # the headline metric: the score JSON's `score`, the summary's column {name}_{metric}
     sources: tuple[str, ...]  # the eval.source values that can run it
     description: str
-    # Local source, lm-eval tasks: the rows come either from an eval set that prepare_data writes
+    # Local source, lm-eval tasks: the rows come either from an eval set that prepare_eval_set writes
     # (results/{data}/data/eval/{eval_set}.jsonl, in eval_sets.FORMATS[eval_set]) or from the file
     # the config names at eval.{data_option}, checked as eval_sets.FORMATS[data_format].
     eval_set: str | None = None

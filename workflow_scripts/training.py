@@ -62,13 +62,13 @@ class TrainConfig:
     batch_size: int
     gradient_accumulation_steps: int
     save_steps: str  # checkpoint the trainer state every N steps (0: never; auto: see save_interval)
-    max_grad_norm: float | None  # clip the gradient norm at this value; None: never (the authors)
     report_to: str  # none | tensorboard | wandb | mlflow
     shuffle: bool  # the trainer's seeded shuffle (else the file's order, as the authors trained)
     bf16: bool  # mixed precision (autocast); `dtype` is the dtype the weights are loaded in
     gradient_checkpointing: bool
     seed: int
     dtype: str
+    max_grad_norm: float | None = None  # clip the gradient norm at this value; None (no option): never (the authors)
     weight_decay: float = 0.0
     logging_steps: int = 1
     deepspeed: str = ""  # a DeepSpeed config file, for multi-GPU jobs under `accelerate launch`
@@ -187,7 +187,7 @@ def add_train_arguments(parser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, required=field.default is MISSING,
                                 default=None if field.default is MISSING else field.default)
         else:
-            kind = {"int": int, "float": float, "float | None": optional_float}.get(field.type, str)
+            kind = {"int": int, "float": float, "float | None": float}.get(field.type, str)
             if field.default is MISSING:
                 parser.add_argument(flag, type=kind, required=True)
             else:
@@ -212,11 +212,6 @@ def save_interval(save_steps: str | int) -> int:
     if value < 0:
         raise InputError(f"--save-steps must be >= 0 or auto, got {save_steps}")
     return value
-
-
-def optional_float(text: str) -> float | None:
-    """A number, or `none` for an option the config may set to null."""
-    return None if text.lower() == "none" else float(text)
 
 
 def add_objective_arguments(parser) -> None:

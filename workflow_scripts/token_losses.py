@@ -32,7 +32,7 @@ from workflow_scripts.modeling import length_batches, load_causal_lm, pad_batch,
 from workflow_scripts.token_table import (IGNORE_INDEX, check_same_tokens, flat_column, read_table,
                                           response_tokens, scored_tokens)
 
-log = setup_logging("score_tokens")
+log = setup_logging("token_losses")
 
 
 @torch.inference_mode()
