@@ -152,6 +152,26 @@ def test_item_paired_interval_is_the_smallest_difference_the_items_can_tell(tmp_
     assert table.loc["forget", "mean_items_ci95"] == pytest.approx(math.hypot(4.302653 / 6, 4.302653 / 3) / 2, abs=1e-5)
 
 
+def test_a_cell_on_fewer_seeds_is_compared_with_sfts_same_seeds(tmp_path):
+    """sft on seeds 1-3, forget on 1-2 (a cut): the difference and both intervals pair seed by seed."""
+    items = {"sft/all/seed1": [1, 1, 0, 0], "sft/all/seed2": [1, 1, 1, 0], "sft/all/seed3": [1, 1, 1, 1],
+             "forget/rho0.7-ascent-linear/seed1": [1, 1, 1, 0], "forget/rho0.7-ascent-linear/seed2": [1, 1, 1, 1]}
+    paths = []
+    for i, (run, values) in enumerate(items.items()):
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": "boolq", "metric": "acc",
+                                    "score": sum(values) / 4, "items": {"doc_id": [0, 1, 2, 3], "score": values}}))
+        paths.append(path)
+    long = score_statistics.read_scores(paths)
+    table = score_statistics.by_method(score_statistics.summary_table(long), long).set_index("method")
+    # seed 1: 0.75 - 0.5, seed 2: 1.0 - 0.75 -> +0.25 (not 0.875 - 0.75 over all of sft's seeds)
+    assert table.loc["forget", "boolq_acc_delta_sft"] == pytest.approx(0.25)
+    assert table.loc["forget", "boolq_acc_delta_sft_ci95"] == 0.0  # the same difference on both seeds
+    # per item: forget's mean [1, 1, 1, 0.5] - sft's seeds 1-2 [1, 1, 0.5, 0] = [0, 0, 0.5, 0.5]; sd 0.288675
+    assert table.loc["forget", "boolq_acc_delta_sft_items_ci95"] == pytest.approx(3.182446 * 0.288675 / 2, abs=1e-5)
+    assert table.loc["sft", "boolq_acc_delta_sft"] == 0.0 and table.loc["sft", "boolq_acc"] == pytest.approx(0.75)
+
+
 def test_item_interval_needs_the_same_items(tmp_path):
     """A checkpoint scored on other items (another limit) cannot be paired item by item: NaN."""
     paths = []

@@ -70,7 +70,8 @@ def score_columns(table: pd.DataFrame) -> list[str]:
 
 def item_paired_deltas(long: pd.DataFrame) -> dict:
     """The 95% interval half-width of (method - sft) paired by item: per item, the method's score
-    averaged over its seeds minus sft's averaged over its seeds; Student t over the items.
+    averaged over its seeds minus sft's averaged over the same seeds (all of sft's for a checkpoint
+    without seeds, the base model, or without one in common); Student t over the items.
 
     This is the smallest difference of the task mean that these evaluation items can tell from
     zero at 95% (two-sided): the item-sampling half of the uncertainty, where the seed interval
@@ -83,8 +84,10 @@ def item_paired_deltas(long: pd.DataFrame) -> dict:
     for (model, method, variant), group in long[long["method"] != runs.SFT].groupby(
             ["model", "method", "variant"], sort=False):
         halves = {}
+        shared = set(group["seed"]) & set(sft[sft["model"] == model]["seed"])
         for metric, rows in group.groupby("metric", sort=False):
-            reference = list(sft[(sft["model"] == model) & (sft["metric"] == metric)]["items"])
+            mine = sft[(sft["model"] == model) & (sft["metric"] == metric)]
+            reference = list(mine[mine["seed"].isin(shared)]["items"] if shared else mine["items"])
             halves[metric] = _item_half_width(list(rows["items"]), reference) if reference else math.nan
         out[(model, method, variant)] = _with_mean(halves)
     return out
@@ -136,10 +139,13 @@ def by_method(table: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataF
         rows.append(row)
     summary = pd.DataFrame(rows)
     sft = summary[summary["method"] == runs.SFT].set_index("model")
+    paired, differences = paired_deltas(table, columns), paired_differences(table, columns)
     for column in columns:
-        summary[f"{column}_delta_sft"] = summary[column] - summary["model"].map(sft[column]) if len(sft) else math.nan
-    paired = paired_deltas(table, columns)
-    for column in columns:
+        # a run's difference to sft over the seeds both have; the base model's to sft's mean
+        unpaired = list(summary[column] - summary["model"].map(sft[column])) if len(sft) else [math.nan] * len(summary)
+        summary[f"{column}_delta_sft"] = [
+            differences[key][column] if (key := (r.model, r.method, r.variant)) in differences else unpaired[i]
+            for i, r in enumerate(summary.itertuples())]
         summary[f"{column}_delta_sft_ci95"] = [paired.get((r.model, r.method, r.variant), {}).get(column, math.nan)
                                               for r in summary.itertuples()]
     own = item_intervals(long) if long is not None else {}
@@ -152,6 +158,19 @@ def by_method(table: pd.DataFrame, long: pd.DataFrame | None = None) -> pd.DataF
             by_item.get((r.model, r.method, r.variant), {}).get(column, math.nan) if r.method != runs.SFT else math.nan
             for r in summary.itertuples()]
     return summary
+
+
+def paired_differences(table: pd.DataFrame, columns: list[str]) -> dict:
+    """The mean of (run - sft) over the seeds both have, per model, method and variant with at least
+    one: the difference the design compares (a cell run on fewer seeds than sft is compared with
+    sft's same seeds, not with all of sft's)."""
+    sft = table[table["method"] == runs.SFT].set_index(["model", "seed"])[columns]
+    out = {}
+    for key, group in table[table["method"] != "base"].groupby(["model", "method", "variant"], sort=False):
+        both = group.join(sft, on=["model", "seed"], rsuffix="_sft", how="inner")
+        if len(both):
+            out[key] = {column: (both[column] - both[f"{column}_sft"]).mean() for column in columns}
+    return out
 
 
 def paired_deltas(table: pd.DataFrame, columns: list[str]) -> dict:
