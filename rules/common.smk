@@ -227,7 +227,7 @@ def source_options(name, spec) -> str:
 def builtin_pool_options() -> dict:
     """What a built-in pool is made from (data.* options); a user pool reads none of them."""
     pool = source_spec(POOL_SOURCES.get("pool"))["source"]
-    return {key: config["data"][key] for key in POOL_OPTIONS.get(pool, ()) if pool in BUILTIN_POOLS}
+    return {key: config["data"][key] for key in POOL_OPTIONS.get(pool, ())}
 
 
 def local_sources() -> list[str]:
