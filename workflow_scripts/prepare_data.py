@@ -48,8 +48,6 @@ LEADING_NUMBER = re.compile(r"-?\d+(?:[.,:/]\d+)*(?:; -?\d+(?:[.,:/]\d+)*)*")
 # One independent random stream per decision, so changing e.g. the noise rate does not change
 # which rows are picked.
 STREAM = {"boolq": 1, "asdiv": 2, "noise": 3, "shuffle": 4}
-# What each built-in pool reads. A pool given an option it does not read is refused rather than
-# silently ignored, so that the rule's options say what the pool was built from.
 
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
@@ -261,7 +259,8 @@ def flags(keys) -> str:
 
 
 def check_pool_options(args) -> None:
-    """A built-in pool needs every option it reads; no pool may be given one it does not read."""
+    """A built-in pool needs every option it reads (constants.POOL_OPTIONS); no pool may be given one it
+    does not read: refused rather than ignored, so that the command says what the pool was built from."""
     reads = POOL_OPTIONS.get(args.pool, ())
     missing = [key for key in reads if getattr(args, key) is None]
     if missing:
