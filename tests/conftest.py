@@ -1,6 +1,7 @@
 """What the tests share: the repository's paths, the tiny model, the checked-in test experiment
 (.test/) and the ways tests run Snakemake: on a working directory as `snakemake --directory`
-(`snakemake`), or typed in the repository root as a user types it (`user_snakemake`).
+(`snakemake`), typed in the repository root as a user types it (`user_snakemake`), or on the
+local SLURM cluster (`LOCAL_CLUSTER`, `cluster_up`, `slurm_config`).
 Test modules import these names from here (`from conftest import ROOT, snakemake`)."""
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DIR = ROOT / ".test"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+
+# The modules that wait longest, first: `make test` runs the modules on parallel workers, a module on
+# one worker (pytest-xdist's --dist loadfile), in this order. The cluster's jobs mostly wait for
+# SLURM's status checks, so the other workers' tests run beside them.
+SLOWEST_FIRST = ["test_slurm.py", "test_slurm_retries.py", "test_workflow.py", "test_offline.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +87,25 @@ def snakemake(workdir: Path, *args, profile: str = "local", snakefile: Path = RO
                           timeout=timeout + 60)
 
 
+def dry_runs(workdir: Path, runs: dict[str, list], workers: int = 2) -> dict[str, subprocess.CompletedProcess]:
+    """name -> `snakemake --dry-run ARGS` on `workdir` (the local profile), for many ARGS at once:
+    each a fork of one process that imported Snakemake (tests/dry_runs.py), `workers` at a time."""
+    import json
+    import tempfile
+
+    base = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--profile",
+            str(ROOT / "profiles" / "local"), "--cores", "2", "--dry-run", "--nolock"]
+    with tempfile.TemporaryDirectory() as out:
+        specs = [{"args": base + list(map(str, args)), "stdout": f"{out}/{i}.out", "stderr": f"{out}/{i}.err"}
+                 for i, args in enumerate(runs.values())]
+        codes = subprocess.run([sys.executable, str(ROOT / "tests" / "dry_runs.py"), str(workers)],
+                               input=json.dumps(specs), capture_output=True, text=True, env=venv_env(),
+                               check=True, timeout=1800)
+        return {name: subprocess.CompletedProcess(spec["args"], code, Path(spec["stdout"]).read_text(),
+                                                  Path(spec["stderr"]).read_text())
+                for name, spec, code in zip(runs, specs, json.loads(codes.stdout.splitlines()[-1]))}
+
+
 def user_snakemake(*args, cwd=ROOT, path=None) -> subprocess.CompletedProcess:
     """`snakemake ARGS` typed in `cwd`; with `path`, under that PATH instead of the venv's."""
     env = venv_env(HF_HUB_OFFLINE="1")  # a dry run must not need the Hub
@@ -90,6 +121,34 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
         return {}
     stats = result.stdout.split("Job stats:")[1].split("total")[0]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+# ---------------------------------------------------------------- the local SLURM cluster
+
+# A cluster without slurmdbd: squeue for status checks (see profiles/slurm/config.yaml).
+LOCAL_CLUSTER = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+                 "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=500"]
+
+
+def cluster_up() -> str | None:
+    """None when a SLURM controller answers, else the reason to skip."""
+    if not shutil.which("sbatch"):
+        return "no SLURM client here (CI installs one: scripts/local_slurm.sh start)"
+    probe = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    if probe.returncode != 0 or not re.search(r"idle|mix|alloc", probe.stdout):
+        return f"no idle SLURM node (scripts/local_slurm.sh start): {probe.stderr.strip()[:200]}"
+    return None
+
+
+def slurm_config(config):
+    """The test experiment made small for a cluster run: forget alone (every GPU rule of its path),
+    one rho and seed, BoolQ, the losses in two shards, small jobs with a GPU for the GPU groups."""
+    config.update(methods=["forget"], rho=[0.7], seeds=[1])
+    config["eval"]["tasks"] = ["boolq"]
+    config["scoring"] = {"shards": 2}
+    small = {"mem_mb": 500, "runtime": 10, "cpus_per_task": 1}
+    config["resources"] = {group: {**small, **({"gpu": 1} if group in ("train", "score", "evaluate") else {})}
+                           for group in ("cpu", "convert", "train", "score", "evaluate")}
 
 
 def dry_run_resources(output: str) -> dict[str, list[str]]:
