@@ -29,13 +29,20 @@ dry-run: setup
 	$(VENV)/bin/snakemake --profile profiles/local --dry-run
 
 # The tests also exercise the TensorBoard tracker: its extra (envs/trackers.txt), not make run's.
+# Four workers, each test module on one worker (pytest-xdist), the slowest modules first
+# (tests/conftest.py): the two cluster modules mostly wait for SLURM's status checks, and the other
+# workers use the cores meanwhile. `make test PYTEST_WORKERS=0` runs everything in one process.
+PYTEST_WORKERS ?= 4
+PYTEST := $(VENV)/bin/python -m pytest --dist loadfile --no-loadscope-reorder
 test: setup $(VENV)/.tracker
-	$(VENV)/bin/python -m pytest
+	$(PYTEST) -n $(PYTEST_WORKERS)
 
-# The edit loop: every test but the whole-DAG and cluster ones (CI runs everything: make test).
-FAST_SKIP := test_workflow test_slurm test_offline test_resume
+# The edit loop: every test but the whole-DAG and cluster ones (CI runs everything: make test), on
+# as many workers as cores: nothing here waits for a cluster.
+FAST_SKIP := test_workflow test_slurm test_slurm_retries test_offline
+FAST_WORKERS ?= 2
 test-fast: setup $(VENV)/.tracker
-	$(VENV)/bin/python -m pytest $(FAST_SKIP:%=--ignore=tests/%.py)
+	$(PYTEST) -n $(FAST_WORKERS) $(FAST_SKIP:%=--ignore=tests/%.py)
 
 $(VENV)/.tracker: envs/trackers.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet $$(grep -E '^(tensorboardX|protobuf)==' envs/trackers.txt)
