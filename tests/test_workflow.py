@@ -358,6 +358,7 @@ def test_a_second_seed_plans_and_runs_beside_the_first(workdir):
     partitions = [pq.read_table(workdir / "results" / EXPERIMENT / f"rho0.7-random/seed{seed}/partition.parquet")
                   for seed in (1, 2)]
     assert not partitions[0]["positive"].equals(partitions[1]["positive"])
+    assert sum(partitions[1]["positive"].to_pylist()) == round(0.7 * partitions[1].num_rows)
     assert differ(workdir / target, workdir / "results" / EXPERIMENT / "random/rho0.7-random-ascent-linear/seed1/model")
 
 

@@ -7,12 +7,12 @@ noisy-label learning (DivideMix fits a mixture to per-sample losses; Co-teaching
 noise rate): not the share of tokens below zero, which counts the clean tokens that scatter below
 it and misses the noisy ones that scatter above.
 
-Why a mixture with several components, chosen by BIC: token scores cluster by position (on the
-number-words pool the influence of an end-of-turn token averages 4.3, a first digit 3.2, a clean
-units digit 0.2, a corrupted digit -2 to -3), so a two-component fit splits clean positions from
-each other rather than clean from noisy (there it marks 297 of 493 tokens). With K from 1 to
-MAX_COMPONENTS, each cluster gets a component of its own, and the noise is the components whose
-mean is below zero.
+Why a mixture with several components, K chosen by AIC (docs/methods.md says why not BIC): token
+scores cluster by position (on the number-words pool the influence of an end-of-turn token averages
+4.3, a first digit 3.2, a clean units digit 0.2, a corrupted digit -2 to -3), so a two-component fit
+splits clean positions from each other rather than clean from noisy (there it marks 297 of 493
+tokens). With K from 1 to MAX_COMPONENTS, each cluster gets a component of its own, and the noise
+is the components whose mean is below zero.
 
 Where it fails, and says so in partition.json's `estimate`: when the noise does not lower the score
 (no component below zero: the estimate is 0, nothing is forgotten), when clean tokens form a
