@@ -7,6 +7,7 @@ prints one exit code per run, in order, as a JSON list."""
 import json
 import os
 import sys
+import traceback
 
 from snakemake.cli import main
 
@@ -20,8 +21,10 @@ def run(args: list[str], stdout: str, stderr: str) -> None:
     try:
         main(args)
         code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
+    except SystemExit as stop:  # sys.exit(): None is success, a message is failure
+        code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
+    except BaseException:  # os._exit below would swallow it: the traceback goes to the run's stderr
+        traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -257,6 +257,22 @@ def option_plans(workdir):
                               for path in CHANGES})
 
 
+def test_forked_dry_runs_plan_as_snakemake_does(workdir):
+    """conftest.dry_runs (the option plans below) against `snakemake --dry-run` run as usual: the
+    same exit code and the same planned jobs, for a change that plans jobs and a config refused."""
+    (workdir / "forked-rho.yaml").write_text("rho: [0.7, 0.3]\n")
+    (workdir / "forked-bad.yaml").write_text("rho: [2.0]\n")
+    overlays = {name: ["--configfile", workdir / "config.yaml", workdir / f"forked-{name}.yaml"]
+                for name in ("rho", "bad")}
+    forked = dry_runs(workdir, overlays)
+    for name, args in overlays.items():
+        usual = snakemake(workdir, "--dry-run", "--nolock", *args)
+        assert (forked[name].returncode, planned_jobs(forked[name])) == (usual.returncode, planned_jobs(usual))
+    assert forked["rho"].returncode == 0 and planned_jobs(forked["rho"])["train_final"] == 4
+    assert forked["bad"].returncode != 0
+    assert "2.0 is greater than the maximum of 1" in forked["bad"].stdout + forked["bad"].stderr
+
+
 # Every option of the schema, changed alone: an operational one, or one that no rule reads in this
 # experiment (x-when), plans nothing; any other plans something, and every job it plans is a job of
 # a rule that reads it (x-reads) or follows one. The changes: option_changes.py.
