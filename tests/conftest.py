@@ -1,7 +1,7 @@
 """What the tests share: the repository's paths, the tiny model, the checked-in test experiment
 (.test/) and the ways tests run Snakemake: on a working directory as `snakemake --directory`
-(`snakemake`), typed in the repository root as a user types it (`user_snakemake`), or on the
-local SLURM cluster (`LOCAL_CLUSTER`, `cluster_up`, `slurm_config`).
+(`snakemake`; many dry runs at once: `dry_runs`), typed in the repository root as a user types it
+(`user_snakemake`), or on the local SLURM cluster (`LOCAL_CLUSTER`, `cluster_up`, `slurm_config`).
 Test modules import these names from here (`from conftest import ROOT, snakemake`)."""
 from __future__ import annotations
 
