@@ -77,14 +77,18 @@ def venv_env(**extra) -> dict:
 def snakemake(workdir: Path, *args, profile: str = "local", snakefile: Path = ROOT / "Snakefile",
               timeout: int = 900) -> subprocess.CompletedProcess:
     """`python -m snakemake` on `workdir` with a profile of this repository, as a user runs it."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
-               "--profile", str(ROOT / "profiles" / profile)]
-    if profile == "local":
-        command += ["--cores", "2"]
-    else:  # timeout -s INT: Snakemake may ignore SIGTERM while it polls a cluster
+    command = [sys.executable, "-m", "snakemake", *snakemake_options(workdir, profile, snakefile)]
+    if profile != "local":  # timeout -s INT: Snakemake may ignore SIGTERM while it polls a cluster
         command = ["timeout", "-s", "INT", str(timeout)] + command
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=venv_env(),
                           timeout=timeout + 60)
+
+
+def snakemake_options(workdir: Path, profile: str = "local", snakefile: Path = ROOT / "Snakefile") -> list[str]:
+    """The options every test run of Snakemake on `workdir` starts with (the local profile: 2 cores)."""
+    options = ["--snakefile", str(snakefile), "--directory", str(workdir),
+               "--profile", str(ROOT / "profiles" / profile)]
+    return options + (["--cores", "2"] if profile == "local" else [])
 
 
 def dry_runs(workdir: Path, runs: dict[str, list], workers: int = 2) -> dict[str, subprocess.CompletedProcess]:
@@ -93,8 +97,7 @@ def dry_runs(workdir: Path, runs: dict[str, list], workers: int = 2) -> dict[str
     import json
     import tempfile
 
-    base = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--profile",
-            str(ROOT / "profiles" / "local"), "--cores", "2", "--dry-run", "--nolock"]
+    base = [*snakemake_options(workdir), "--dry-run", "--nolock"]
     with tempfile.TemporaryDirectory() as out:
         specs = [{"args": base + list(map(str, args)), "stdout": f"{out}/{i}.out", "stderr": f"{out}/{i}.err"}
                  for i, args in enumerate(runs.values())]

@@ -92,14 +92,19 @@ def test_positive_count_is_round_rho_n(workdir, partition):
     assert n_positive == round(float(partition[3:6]) * part.num_rows)
 
 
+def differ(one, other) -> bool:
+    """Two merged checkpoints hold different weights (two layers compared, each must differ)."""
+    one, other = load_file(one / "model.safetensors"), load_file(other / "model.safetensors")
+    return all(not np.array_equal(one[name], other[name])
+               for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"])
+
+
 def test_methods_give_different_checkpoints(workdir):
-    weights = [load_file(workdir / "results" / EXPERIMENT / checkpoint(run) / "model.safetensors") for run in RUNS]
-    base = load_file(workdir / f"resources/models/{MODEL}/model.safetensors")
-    for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"]:
-        tensors = [base[name]] + [w[name] for w in weights]
-        for i in range(len(tensors)):
-            for j in range(i + 1, len(tensors)):
-                assert not np.array_equal(tensors[i], tensors[j]), (name, (["base"] + RUNS)[i], (["base"] + RUNS)[j])
+    folders = {"base": workdir / f"resources/models/{MODEL}",
+               **{run: workdir / "results" / EXPERIMENT / checkpoint(run) for run in RUNS}}
+    for i, one in enumerate(folders):
+        for other in list(folders)[i + 1:]:
+            assert differ(folders[one], folders[other]), (one, other)
 
 
 def test_summary_has_a_row_per_checkpoint(workdir):
@@ -336,13 +341,6 @@ def test_a_second_experiment_lives_beside_the_first(workdir):
     for args in ([], other):
         again = snakemake(workdir, "--dry-run", *args)
         assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
-
-
-def differ(one, other) -> bool:
-    """Two merged checkpoints of the test experiment hold different weights (two layers compared)."""
-    one, other = load_file(one / "model.safetensors"), load_file(other / "model.safetensors")
-    return all(not np.array_equal(one[name], other[name])
-               for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"])
 
 
 def test_a_second_rho_plans_and_runs_beside_the_first(workdir):
