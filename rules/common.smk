@@ -2,6 +2,7 @@
 # it and what its method needs is defined once in workflow_scripts/runs.py, and what an evaluation
 # task is in workflow_scripts/tasks.py; this file only asks them.
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -97,8 +98,23 @@ def run_dir(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
 
 
 def checkpoint_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
-    """Where a run's merged checkpoint lies (self_evolving: its last round's model)."""
+    """Where a run's checkpoint, its LoRA adapter, lies (self_evolving: its last round's)."""
     return f"{run_dir(run, dataset, model)}/{run.checkpoint}"
+
+
+def base_model_dir(model) -> str:
+    return f"resources/models/{model}"
+
+
+def applied_to(run: runs.Run | None, dataset, model, rounds=None) -> dict:
+    """What a checkpoint is merged into when it is read (workflow_scripts/modeling.py): the base model
+    and, for a run trained in rounds, the adapters of its earlier rounds (`rounds`: how many of them,
+    all but the last by default). Inputs of every rule that reads a checkpoint; none for the base."""
+    if run is None or not run.in_rounds:
+        return {"base_model": base_model_dir(model)}
+    rounds = run.rounds - 1 if rounds is None else rounds
+    earlier = [f"{run_dir(run, dataset, model)}/{run.round_dir(k)}/model" for k in range(1, rounds + 1)]
+    return {"base_model": base_model_dir(model), "earlier_rounds": earlier}
 
 
 def training_log_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
@@ -108,8 +124,16 @@ def training_log_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
 def evaluated_checkpoint(wildcards) -> str:
     """The model directory that `evaluate` scores (the base model or a run's checkpoint)."""
     if wildcards.run == "base":
-        return f"resources/models/{wildcards.model}"
+        return base_model_dir(wildcards.model)
     return checkpoint_path(run_of(wildcards), wildcards.dataset, wildcards.model)
+
+
+def checkpoint_inputs(wildcards) -> dict:
+    """The model directory a rule reads and, for a run's adapter, what it is merged into."""
+    inputs = {"model": evaluated_checkpoint(wildcards)}
+    if wildcards.run != "base":
+        inputs.update(applied_to(run_of(wildcards), wildcards.dataset, wildcards.model))
+    return inputs
 
 
 def evaluate_inputs(wildcards):
@@ -117,7 +141,7 @@ def evaluate_inputs(wildcards):
     local source its eval set or the file the config names, under the hub source the record of
     its data sets fetched into the cache."""
     task = tasks.TASKS[wildcards.task]
-    inputs = {"model": evaluated_checkpoint(wildcards), **{name: config["eval"][name] for name in task.files}}
+    inputs = {**checkpoint_inputs(wildcards), **{name: config["eval"][name] for name in task.files}}
     if config["eval"]["source"] == "hub" and task.protocol == "lm_eval":
         inputs["fetched"] = f"resources/hub/eval/{task.name}.json"
     if config["eval"]["source"] == "local" and task.eval_set:
@@ -153,8 +177,7 @@ def decoded_tasks() -> list[str]:
 
 def decode_inputs(wildcards):
     """The checkpoint and the task's eval set, as the evaluator reads them."""
-    inputs = evaluate_inputs(wildcards)
-    return {"model": inputs["model"], "data": inputs["data"]}
+    return {**checkpoint_inputs(wildcards), "data": evaluate_inputs(wildcards)["data"]}
 
 
 def decode_options(wildcards) -> str:
@@ -342,9 +365,10 @@ def round_inputs(wildcards):
     run.round_dir(k)  # refuses a round the run does not have
     experiment = experiment_of(wildcards)
     if k == 1:
-        return {"reference_model": f"{experiment}/reference", "start": f"resources/models/{wildcards.model}"}
+        return {"reference_model": f"{experiment}/reference", "start": base_model_dir(wildcards.model)}
     previous = f"{experiment}/{wildcards.run}/{run.round_dir(k - 1)}/model"
-    return {"reference_model": previous, "start": previous}
+    return {"reference_model": previous, "start": previous,
+            **applied_to(run, wildcards.dataset, wildcards.model, rounds=k - 2)}
 
 
 def objective_options(wildcards):
@@ -362,10 +386,34 @@ def score_shards(wildcards):
     return [f"{experiment_of(wildcards)}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
 
 
-def scoring_model(wildcards):
+def scoring_inputs(wildcards) -> dict:
+    """The scorer's model: the base model, or the reference adapter with the base it applies to."""
     if wildcards.scorer == "base":
-        return f"resources/models/{wildcards.model}"
-    return f"{experiment_of(wildcards)}/reference"
+        return {"model": base_model_dir(wildcards.model)}
+    return {"model": f"{experiment_of(wildcards)}/reference", **applied_to(None, wildcards.dataset, wildcards.model)}
+
+
+# An adapter below an experiment's folder: the reference, a run's, or a round's of a run in rounds.
+ADAPTER_PATTERN = r"reference|[a-z_0-9]+/[^/]+/seed[^/]+/(?:round[1-9]\d*/)?model"
+
+
+def merge_inputs(wildcards) -> dict:
+    """An adapter (the reference, a run's, a round's) and what it is merged into."""
+    adapter = f"{experiment_of(wildcards)}/{wildcards.adapter}"
+    if wildcards.adapter == "reference":
+        return {"adapter": adapter, **applied_to(None, wildcards.dataset, wildcards.model)}
+    label, _, last = wildcards.adapter.removesuffix("/model").rpartition("/")
+    in_round = re.fullmatch(r"round(\d+)", last)
+    run = runs.parse(label if in_round else f"{label}/{last}")
+    if run.in_rounds != bool(in_round):
+        raise ValueError(f"{wildcards.adapter}: not where a {run.method} run keeps its adapter ({run.checkpoint})")
+    rounds = int(in_round[1]) - 1 if in_round else None
+    return {"adapter": adapter, **applied_to(run, wildcards.dataset, wildcards.model, rounds)}
+
+
+def merged_copies():
+    """A merged copy of every checkpoint the config trains (target merged_checkpoints)."""
+    return [f"{checkpoint}.merged" for checkpoint in final_checkpoints()]
 
 
 def cli_options(options, *, say_false=False):

@@ -3,7 +3,7 @@
 
 rule score_shard:
     input:
-        model=scoring_model,
+        unpack(scoring_inputs),
         tokens="results/{dataset}/{model}/tokens/train.parquet",
     output:
         temp("results/{dataset}/{model}/losses/{scorer}.shards/{shard}of{shards}.parquet"),

@@ -1,4 +1,4 @@
-# The reference checkpoint: plain SFT with LoRA on the reference split, merged.
+# The reference checkpoint: plain SFT with LoRA on the reference split, kept as its adapter.
 
 
 rule train_reference:

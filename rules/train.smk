@@ -1,4 +1,4 @@
-# Final training: one merged checkpoint per run of the grid (runs.py: method, variant, seed).
+# Final training: one checkpoint (a LoRA adapter) per run of the grid (runs.py: method, variant, seed).
 # Every method of a seed shares the optimiser, schedule, steps and data order; only the
 # objective differs. Training commands `exec` Python, so that SLURM's warning signal before the
 # time limit reaches the trainer (which saves its state and exits for the retry to resume), not a
@@ -82,3 +82,32 @@ rule self_evolving_round:
         "--rho {params.rho} --score {params.score} {params.objective} {params.operational_score} --out {params.out:q} "
         "--out-log {output.training_log:q} --work-dir {params.work_dir:q} {params.options} {params.operational_train} {params.tracker} "
         "--threads {threads} > {log:q} 2>&1"
+
+
+# A merged copy of an adapter, for a user who deploys one model directory: only on demand (a target
+# of its own, `merged_checkpoints`, or the path), never read by the workflow, which merges in memory.
+rule merge_checkpoint:
+    input:
+        unpack(merge_inputs),
+    output:
+        directory("results/{dataset}/{model}/{adapter}.merged"),
+    log:
+        "logs/{dataset}/{model}/merge_checkpoint/{adapter}.log",
+    wildcard_constraints:
+        adapter=ADAPTER_PATTERN,
+    conda:
+        conda_env("convert")
+    threads: group_threads("convert")
+    resources:
+        **group_resources("convert"),
+    params:
+        options=cli_options({"dtype": config["model"]["dtype"]}),
+    shell:
+        "python -m workflow_scripts.merge_checkpoint --adapter {input.adapter:q} {params.options} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
+# Every checkpoint the config trains, merged: `snakemake --profile profiles/local merged_checkpoints`.
+rule merged_checkpoints:
+    input:
+        merged_copies(),

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from safetensors.numpy import load_file
 
-from tiny import train_args
+from tiny import lora_weight, train_args
 from workflow_scripts import tokenize_data, train_final
 from workflow_scripts.files import InputError, write_parquet
 from workflow_scripts.training import add_objective_arguments, objective_from_args
@@ -34,7 +34,7 @@ def train(tiny_model_dir, tokens, out, max_grad_norm):
                       *train_args(max_grad_norm=max_grad_norm, learning_rate=0.05, seed=3)])
     log = json.loads((out / "log.json").read_text())
     return [entry["grad_norm"] for entry in log["log_history"] if "grad_norm" in entry], \
-        load_file(out / "model" / "model.safetensors")
+        load_file(out / "model" / "adapter_model.safetensors")
 
 
 def test_no_clipping_lets_a_large_gradient_through(tiny_model_dir, tokens, tmp_path):
@@ -43,7 +43,7 @@ def test_no_clipping_lets_a_large_gradient_through(tiny_model_dir, tokens, tmp_p
     _, huge = train(tiny_model_dir, tokens, tmp_path / "huge", "1e9")
     # The first step sees the same gradient either way (the norm logged is taken before clipping):
     assert norms[0] == clipped_norms[0] > 1.0  # ... above 1, so clipping at 1 scales it down,
-    name = "model.layers.0.self_attn.q_proj.weight"
+    name = lora_weight(0, "self_attn.q_proj")
     assert (unclipped[name] != clipped[name]).any()  # and the runs part,
     assert all((unclipped[k] == huge[k]).all() for k in unclipped)  # while a limit never reached changes nothing.
 
@@ -129,9 +129,8 @@ def test_gradient_checkpointing_trains_the_same_weights(tiny_model_dir, tokens, 
         train_final.main(["--method", "sft", "--model-dir", str(tiny_model_dir), "--tokens", str(tokens),
                           "--out", str(out / "model"), "--out-log", str(out / "log.json"), "--work-dir",
                           str(out / "work"), *train_args(gradient_checkpointing=flag, learning_rate=0.05, seed=3)])
-        weights[flag] = load_file(out / "model" / "model.safetensors")
-    base = load_file(tiny_model_dir / "model.safetensors")
-    name = "model.layers.0.self_attn.q_proj.weight"
-    assert (weights[False][name] != base[name]).any()  # training moved the weights (dropout 0.1 on)
+        weights[flag] = load_file(out / "model" / "adapter_model.safetensors")
+    name = lora_weight(0, "self_attn.q_proj")
+    assert (weights[False][name] != 0).any()  # training moved the weights (B starts at 0; dropout 0.1 on)
     for key in weights[False]:
         np.testing.assert_allclose(weights[True][key], weights[False][key], rtol=1e-5, atol=1e-6)

@@ -15,6 +15,7 @@ import yaml
 from safetensors.numpy import load_file
 
 from conftest import ROOT, dry_runs, load_test_config, make_test_workdir, planned_jobs, snakemake
+from tiny import lora_weight
 from option_changes import CHANGES
 from snakemake.utils import update_config, validate
 from workflow_scripts import option_classes, runs
@@ -55,11 +56,11 @@ def test_every_artifact_exists(workdir):
         "data/pool.jsonl", "data/reference.jsonl", "data/train.jsonl",
         *[f"data/eval/{t}.jsonl" for t in TASKS],
         f"{MODEL}/tokens/reference.parquet", f"{MODEL}/tokens/train.parquet",
-        f"{MODEL}/reference/model.safetensors", f"{MODEL}/reference.training_log.json",
+        f"{MODEL}/reference/adapter_model.safetensors", f"{MODEL}/reference.training_log.json",
         f"{MODEL}/losses/base.parquet", f"{MODEL}/losses/reference.parquet",
         f"{MODEL}/influence.parquet", f"{MODEL}/rho0.7/partition.parquet", f"{MODEL}/rho0.7/partition.json",
         f"{MODEL}/rho0.7-random/seed1/partition.parquet",
-        *[f"{MODEL}/{checkpoint(run)}/model.safetensors" for run in RUNS],
+        *[f"{MODEL}/{checkpoint(run)}/adapter_model.safetensors" for run in RUNS],
         *[f"{MODEL}/{run}/training_log.json" for run in RUNS if not run.startswith("self_evolving")],
         f"{MODEL}/self_evolving/rho0.7-K2-ascent-linear/seed1/round1/partition.parquet",
         *[f"{MODEL}/{run}/scores/{t}.json" for run in ["base", *RUNS] for t in TASKS],
@@ -93,10 +94,10 @@ def test_positive_count_is_round_rho_n(workdir, partition):
 
 
 def differ(one, other) -> bool:
-    """Two merged checkpoints hold different weights (two layers compared, each must differ)."""
-    one, other = load_file(one / "model.safetensors"), load_file(other / "model.safetensors")
-    return all(not np.array_equal(one[name], other[name])
-               for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"])
+    """Two checkpoints' adapters hold different weights (two layers compared, each must differ)."""
+    one, other = load_file(one / "adapter_model.safetensors"), load_file(other / "adapter_model.safetensors")
+    return all(not np.array_equal(one[name], other[name]) for name in [lora_weight(0, "self_attn.q_proj"),
+                                                                       lora_weight(1, "mlp.down_proj")])
 
 
 def test_methods_give_different_checkpoints(workdir):
@@ -337,7 +338,7 @@ def test_a_second_experiment_lives_beside_the_first(workdir):
     other = ["--configfile", workdir / "config.yaml", workdir / "other.yaml"]
     result = snakemake(workdir, *other)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (workdir / "results/small-pool/tiny/sft/all/seed1/model/model.safetensors").is_file()
+    assert (workdir / "results/small-pool/tiny/sft/all/seed1/model/adapter_model.safetensors").is_file()
     for args in ([], other):
         again = snakemake(workdir, "--dry-run", *args)
         assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
@@ -354,7 +355,7 @@ def test_a_second_rho_plans_and_runs_beside_the_first(workdir):
     result = snakemake(workdir, target, *overlay)  # targets first: --configfile takes every path after it
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stats = (workdir / "results" / EXPERIMENT / "rho0.00001/partition.json").read_text()
-    assert '"n_positive": 0' in stats and (workdir / target / "model.safetensors").is_file()
+    assert '"n_positive": 0' in stats and (workdir / target / "adapter_model.safetensors").is_file()
     assert differ(workdir / target, workdir / "results" / EXPERIMENT / "forget/rho0.7-ascent-linear/seed1/model")
 
 

@@ -82,6 +82,11 @@ TRAINING = {"lora_r": 4, "lora_alpha": 16, "lora_dropout": 0.1, "lora_target_mod
             "dtype": "float32"}
 
 
+def lora_weight(layer: int, module: str, matrix: str = "B") -> str:
+    """The name of one LoRA matrix in a run's adapter_model.safetensors (module: "self_attn.q_proj")."""
+    return f"base_model.model.model.layers.{layer}.{module}.lora_{matrix}.weight"
+
+
 FLAGS = {"shuffle": True, "bf16": False, "gradient_checkpointing": False}
 
 

@@ -177,10 +177,11 @@ def decode(model_dir: str | os.PathLike, task_name: str, data: str | os.PathLike
         raise InputError(f"--n must be >= 1 (prompts to decode), got {n}")
     if max_new_tokens < 1:
         raise InputError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    from workflow_scripts.modeling import check_model_dir
+
     check_task(task_name)
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: not a transformers checkpoint directory (no config.json)")
+    check_model_dir(model_dir)
     rows = evaluate.check_data(task_name, data)  # a missing or malformed file is refused here, by name
     if chat_template:
         evaluate.check_chat_template(model_dir)

@@ -256,6 +256,8 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
     leaves it to lm-eval (0.4.13: to the tokenizer, so Llama prompts get a BOS), True or False says."""
     import lm_eval
 
+    from workflow_scripts.modeling import load_causal_lm
+
     extra: dict[str, Any] = {}
     name = task.name if source == "local" else task.hub_task
     if source == "local":
@@ -271,7 +273,10 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
     log.info("task %s (%s)%s%s; model %s on %s (%s); BOS: %s", task.name, source, f", limit {limit}" if limit else "",
              ", in the model's chat template" if chat_template else "", model_dir, device, dtype,
              {None: "the tokenizer's choice", True: "added", False: "not added"}[add_bos_token])
-    model_args = {"pretrained": str(model_dir), "dtype": dtype, "trust_remote_code": False, "local_files_only": True}
+    # The model object, not its directory: a run's checkpoint is an adapter that load_causal_lm merges
+    # into its base model; the tokenizer is read by lm-eval as before (with add_bos_token).
+    model_args = {"pretrained": load_causal_lm(str(model_dir), dtype, place=False).to(device),
+                  "tokenizer": str(model_dir), "trust_remote_code": False}
     if chat_template:  # score the answer's tokens only, never the template's own (answer_scoring.py)
         from workflow_scripts.answer_scoring import MODEL_NAME as model
     else:
@@ -341,10 +346,11 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
     import torch
     import lm_eval
 
+    from workflow_scripts.modeling import check_model_dir
+
     task = check_task(task, source)
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: not a transformers checkpoint directory (no config.json)")
+    check_model_dir(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if task.protocol == "tydiqa":
         from workflow_scripts.tydiqa import evaluate_tydiqa

@@ -7,8 +7,8 @@ influence, the paper's, by default) and
 trains, from the previous round's model (the base model for round 1), with the forget loss.
 The last round's model is the method's checkpoint.
 
-Output directory (one per round): model/ (merged checkpoint), influence.parquet, partition.parquet,
-partition.json, and the training log (--out-log).
+Output directory (one per round): model/ (the round's adapter, on the previous round's model),
+influence.parquet, partition.parquet, partition.json, and the training log (--out-log).
 
 Under `accelerate launch` (several GPUs) every process scores the chunk on its own GPU (the same
 deterministic tables) and trains its share of each batch; the first process writes the files.
@@ -29,7 +29,7 @@ from workflow_scripts.runs import LEARNT_SCORES, SELF_EVOLVING
 from workflow_scripts.token_losses import loss_table
 from workflow_scripts.token_table import read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args,
-                                       tracker_settings, train, train_config_from_args)
+                                       save_run, tracker_settings, train, train_config_from_args)
 
 log = setup_logging(Path(__file__).stem)
 
@@ -80,8 +80,9 @@ def main(argv=None):
         write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
-    train(args.start_model, chunk, positive, objective_from_args(args, SELF_EVOLVING), train_config_from_args(args),
-          str(out / "model"), args.out_log, args.work_dir, base_losses=base, **tracker_settings(args))
+    trainer, summary = train(args.start_model, chunk, positive, objective_from_args(args, SELF_EVOLVING),
+                             train_config_from_args(args), args.work_dir, base_losses=base, **tracker_settings(args))
+    save_run(trainer, summary, str(out / "model"), args.out_log, args.work_dir)
 
 
 if __name__ == "__main__":

@@ -288,13 +288,13 @@ def resumable_checkpoint(work_dir: str, run: dict) -> str | None:
 
 
 def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objective: Objective,
-          config: TrainConfig, out_dir: str, out_log: str, work_dir: str,
-          reference_losses: pa.Table | None = None, run_name: str | None = None, experiment: str | None = None,
-          tracker_dir: str | None = None, base_losses: pa.Table | None = None) -> dict:
-    """Train LoRA adapters on `model_dir`, merge them and save the checkpoint to `out_dir` and the
-    training log (per-step losses, lambda, token counts) to `out_log`. A signal (StopOnSignal)
-    ends the job with RESUMABLE_EXIT after saving the trainer state in `work_dir`. `base_losses`:
-    the base model's token losses, which an npo objective needs (and only it reads)."""
+          config: TrainConfig, work_dir: str, reference_losses: pa.Table | None = None, run_name: str | None = None,
+          experiment: str | None = None, tracker_dir: str | None = None,
+          base_losses: pa.Table | None = None) -> tuple[Trainer, dict]:
+    """Train LoRA adapters on `model_dir` (a base model or an adapter, merged on loading); return the
+    trainer and the training log (per-step losses, lambda, token counts) for `save_run`. A signal
+    (StopOnSignal) ends the job with RESUMABLE_EXIT after saving the trainer state in `work_dir`.
+    `base_losses`: the base model's token losses, which an npo objective needs (and only it reads)."""
     from peft import LoraConfig, get_peft_model
 
     npo = objective.forget_loss == NPO
@@ -359,16 +359,24 @@ def train(model_dir: str, tokens: pa.Table, partition: pa.Table | None, objectiv
     log.info("trained %s for %d steps in %.0f s (final train loss %.4f)", objective.method,
              trainer.state.global_step, time.time() - start, result.training_loss)
 
-    if not trainer.is_world_process_zero():
-        return {}  # under DDP, one process writes the checkpoint
-    merged = trainer.model.merge_and_unload()
-    with atomic_path(out_dir) as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
     summary = {"method": objective.method, "objective": objective.__dict__, "config": config.__dict__,
                "steps": trainer.state.global_step, "examples": len(dataset),
                "train_loss": result.training_loss, "log_history": trainer.state.log_history,
                "provenance": provenance.record(config.seed)}
+    return trainer, summary
+
+
+def save_run(trainer: Trainer, summary: dict, out_dir: str, out_log: str, work_dir: str) -> None:
+    """The run's checkpoint: its LoRA adapter (safetensors; adapter_config.json names the model it
+    applies to) with the tokenizer, written whole or not at all, and its training log; then the
+    trainer state in `work_dir` goes. Under DDP, one process writes."""
+    if not trainer.is_world_process_zero():
+        return
+    from transformers import AutoTokenizer
+
+    model = trainer.model
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(model.peft_config["default"].base_model_name_or_path).save_pretrained(tmp)
     write_json(out_log, summary)
-    shutil.rmtree(work_dir, ignore_errors=True)  # the checkpoints are no longer needed
-    return summary
+    shutil.rmtree(work_dir, ignore_errors=True)  # the trainer's checkpoints are no longer needed

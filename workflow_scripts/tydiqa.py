@@ -256,16 +256,16 @@ def first_line(text: str) -> str:
 
 
 def load_model(model_dir: str | os.PathLike, dtype: str, device: str):
-    """Model and tokenizer from the local checkpoint; the tokenizer pads on the left for generation."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Model and tokenizer from the local checkpoint (or adapter); the tokenizer pads on the left for generation."""
+    from transformers import AutoTokenizer
+
+    from workflow_scripts.modeling import load_causal_lm
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, local_files_only=True)
+    model = load_causal_lm(str(model_dir), dtype, place=False)  # an adapter: merged into its base
     return model.to(device).eval(), tokenizer
 
 
