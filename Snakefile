@@ -4,6 +4,8 @@
 #   snakemake --profile slurm                   # on a SLURM cluster (profiles/slurm)
 from snakemake.utils import min_version, validate
 
+from workflow_scripts.config_coercion import coerce_command_line
+
 min_version("9.0")
 
 
@@ -13,6 +15,8 @@ configfile: "config.yaml"
 report: "report/workflow.rst"
 
 
+# `--config` values inside a list or a mapping arrive as strings: read them by the schema's types.
+coerce_command_line(config, workflow.config_settings.config, f"{workflow.basedir}/schemas/config.schema.yaml")
 # Fills in the schema's defaults: they are the only defaults (rules read config[...] directly).
 validate(config, "schemas/config.schema.yaml", set_default=True)
 
