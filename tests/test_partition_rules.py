@@ -1,5 +1,6 @@
 """The partition rules beside the paper's top rho (band, threshold, estimated share), the oracle
-score, and the masks they give training: exact counts on hand-made score tables."""
+score, and the masks they give training: exact counts on hand-made score tables. The estimated
+share's decision (forget or abstain by separation) in detail: test_noise_share.py."""
 import json
 
 import numpy as np
@@ -118,6 +119,8 @@ def test_the_estimator_recovers_a_planted_share():
     assert estimate["share"] == pytest.approx(0.10, abs=0.01)
     assert estimate["k"] >= 3  # the clean clusters get components of their own
     assert sum(c["noise"] for c in estimate["components"]) == 1
+    # the noise (-2.5, sd 0.6) against the lowest clean cluster (0.6, sd 0.3): D about 6.5
+    assert estimate["decision"] == "forget" and estimate["separation"]["value"] > 5
     out, stats = partition(scores(values.tolist(), corrupted=marks.tolist()), rule="estimated_share")
     assert stats["estimate"]["share"] == estimate["share"]
     assert stats["n_negative"] == round(estimate["share"] * len(values))
@@ -133,20 +136,27 @@ def test_a_two_component_fit_would_split_the_clean_clusters():
     assert two["weights"][0] > 0.3  # far more than the planted 0.1
 
 
-def test_the_estimator_finds_no_noise_where_no_population_is_below_zero():
+def test_the_estimator_abstains_where_no_population_is_below_zero():
+    """Two separated populations (D about 5.3), both above 0: on a signed score neither is noise."""
     rng = np.random.default_rng(1)
     values = np.concatenate([rng.normal(3.0, 0.5, 300), rng.normal(0.8, 0.3, 300)]).astype(np.float32)
     estimate = estimate_noise_share(values)
-    assert estimate["share"] == 0.0 and "finds no noise" in estimate["warning"]
+    assert (estimate["decision"], estimate["share"]) == ("abstain", 0.0)
+    assert "no component's mean is below 0" in estimate["reason"]
     out, stats = partition(scores(values.tolist()), rule="estimated_share")
     assert stats["n_negative"] == 0 and not any(flags(out, "negative"))
+    assert stats["estimate"]["decision"] == "abstain"
 
 
-def test_the_estimator_refuses_degenerate_tables():
-    with pytest.raises(InputError, match="every score is 1: one value has no populations"):
-        estimate_noise_share(np.ones(100, np.float32))
+def test_the_estimator_refuses_too_few_tokens_and_abstains_on_one_value():
     with pytest.raises(InputError, match="5 tokens are too few"):
         estimate_noise_share(np.arange(5, dtype=np.float32))
+    # one value is one population: nothing separated, nothing forgotten (an oracle on a clean pool)
+    estimate = estimate_noise_share(np.ones(100, np.float32))
+    assert (estimate["decision"], estimate["share"], estimate["k"]) == ("abstain", 0.0, 1)
+    out, stats = partition(scores(np.zeros(100).tolist(), corrupted=[False] * 100), score="oracle",
+                           rule="estimated_share")
+    assert (stats["n_negative"], stats["estimate"]["decision"]) == (0, "abstain")
 
 
 def test_the_estimated_share_of_the_oracle_is_the_marked_share():
@@ -155,6 +165,8 @@ def test_the_estimated_share_of_the_oracle_is_the_marked_share():
                            rule="estimated_share")
     assert stats["estimate"]["share"] == pytest.approx(0.1, abs=1e-6)
     assert flags(out, "negative") == marks.tolist()
+    # -1 and 0, each a component of the floor's width (sd 0.01): D = sqrt2 * 1 / sqrt(2e-4) = 100
+    assert stats["estimate"]["separation"]["value"] == pytest.approx(100.0, rel=1e-6)
 
 
 def test_command_line_rules_and_their_refusals(tmp_path):

@@ -36,7 +36,9 @@ def every_kind_of_run(rho, seed=3):
               for tail in (1 - rho, (1 - rho) / 3) if tail > 0 for c in runs.SCORES],
             *[runs.Run("forget", seed, rule="threshold", threshold=t, score=c, forget_loss="unlikelihood",
                        lambda_schedule="linear") for t in (0.0, -rho, rho * 1e3, -2.5) for c in runs.SCORES],
-            *[runs.Run("ignore", seed, rule="estimated_share", score=c) for c in runs.SIGNED_SCORES],
+            *[runs.Run("ignore", seed, rule="estimated_share", score=c) for c in runs.SCORES],
+            *[runs.Run("forget", seed, rule="estimated_share", score=c, forget_loss="npo", beta=1.0,
+                       lambda_schedule="linear") for c in runs.SCORES],
             runs.Run("random", seed, rho, forget_loss="npo", beta=1 / rho, lambda_schedule="linear")]
 
 
@@ -92,6 +94,11 @@ def test_labels_of_the_paths_in_use():
     ("ignore/below-0/seed1", "is not a variant of ignore"),  # -0 is written 0
     ("ignore/below0.50/seed1", "is not a variant of ignore"),  # not the canonical 0.5
     ("ignore/estimated0.1/seed1", "is not a variant of ignore"),  # the rule takes no number
+    ("ignore/estimated-influence/seed1", "is not a variant of ignore"),  # the default score is unwritten
+    ("ignore/estimated-loss/seed1", "is not a variant of ignore"),  # not a score
+    ("ignore/estimated-per_example-reference_loss/seed1", "is not a variant of ignore"),  # the rule has no scope
+    ("forget/estimated-reference_loss/seed1", "forget variants read {partition}-{objective}"),  # no objective
+    ("forget/reference_loss-estimated-ascent-linear/seed1", "is not a variant of forget"),  # order
     ("ignore/rho0.7-tail0.1-per_example/seed1", "is not a variant of ignore"),  # a band is global
     ("self_evolving/rho0.5-oracle-K2-ascent-linear/seed1", "is not a variant of self_evolving"),  # no oracle rounds
     ("forget/rho0.70-ascent-linear/seed1", "is not a variant of forget"),  # not the canonical 0.7
@@ -218,6 +225,24 @@ def test_the_grid_crosses_the_rules_and_the_forget_losses():
         runs.grid({**config, "rho": [0.95]})
 
 
+def test_the_estimated_share_on_a_score_without_a_zero_is_a_cell():
+    """reference_loss has no meaningful zero; the estimated share reads its high-loss end instead
+    (noise_share.py), so the rule takes it like any score: label, parse and grid."""
+    label = "forget/estimated-reference_loss-npo1-linear/seed3"
+    run = runs.parse(label)
+    assert (run.rule, run.score, run.forget_loss, run.beta, run.rho, run.scope) == \
+        ("estimated_share", "reference_loss", "npo", 1.0, None, None)
+    assert run.label == label and run.partition == "estimated-reference_loss"
+    assert runs.partition_label(rule="estimated_share", score="reference_loss") == "estimated-reference_loss"
+    assert runs.parse_partition("estimated-reference_loss") == {"rule": "estimated_share", "score": "reference_loss"}
+    assert runs.partition_label(**runs.parse_partition("estimated-reference_loss")) == "estimated-reference_loss"
+    config = {"methods": ["ignore"], "rho": [0.7], "seeds": [1],
+              "partition": {"rule": "estimated_share", "score": ["influence", "reference_loss", "relative_influence"]}}
+    assert [r.label for r in runs.grid(config)] == ["ignore/estimated/seed1", "ignore/estimated-reference_loss/seed1",
+                                                    "ignore/estimated-relative_influence/seed1"]
+    assert "reference_loss" not in runs.SIGNED_SCORES and "relative_influence" in runs.SIGNED_SCORES
+
+
 def test_partition_labels_of_every_rule():
     assert runs.partition_label(rule="threshold", threshold=0.0) == "below0"
     assert runs.partition_label(rule="threshold", threshold=-0.0, score="oracle") == "below0-oracle"
@@ -226,9 +251,10 @@ def test_partition_labels_of_every_rule():
     assert runs.parse_partition("below-2.5-base_loss") == {"rule": "threshold", "threshold": -2.5, "score": "base_loss"}
     assert runs.parse_partition("estimated") == {"rule": "estimated_share", "score": "influence"}
     assert all(re.fullmatch(runs.PARTITION_PATTERN, label) for label in
-               ("rho0.7", "rho0.7-tail0.3-oracle", "below-1", "estimated-oracle", "rho1-per_example-base_loss"))
+               ("rho0.7", "rho0.7-tail0.3-oracle", "below-1", "estimated-oracle", "rho1-per_example-base_loss",
+                "estimated-reference_loss", "estimated-base_loss"))
     assert not any(re.fullmatch(runs.PARTITION_PATTERN, label) for label in
-                   ("rho0.7-random", "below", "estimated-influence", "estimated-base_loss", "rho0.7-tail0"))
+                   ("rho0.7-random", "below", "estimated-influence", "estimated-per_example", "rho0.7-tail0"))
     with pytest.raises(ValueError, match="ignore \\(rule threshold\\) has no option 'rho'"):
         runs.partition_label(0.7, rule="threshold", threshold=0.0)
     with pytest.raises(ValueError, match="'below0.0' is not a partition label"):

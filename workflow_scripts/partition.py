@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
 from workflow_scripts.noise_share import estimate_noise_share
-from workflow_scripts.runs import BAND, ESTIMATED_SHARE, INFLUENCE, RANDOM, RULES, SCOPES, SCORES, THRESHOLD, TOP_RHO
+from workflow_scripts.runs import (BAND, ESTIMATED_SHARE, INFLUENCE, RANDOM, RULES, SCOPES, SCORES, SIGNED_SCORES,
+                                  THRESHOLD, TOP_RHO)
 from workflow_scripts.token_scores import token_score
 from workflow_scripts.token_table import BLOCK, dictionary_codes, read_table, response_tokens
 
@@ -157,17 +158,17 @@ def corrupted_counts(table: pa.Table, negative) -> dict:
             "n_corrupted_negative": int(pc.sum(pc.and_(corrupted, negative)).as_py() or 0)}
 
 
-def split_tokens(scores: np.ndarray, groups, rule: str, rho=None, scope="global", tail=None, threshold=None):
+def split_tokens(scores: np.ndarray, groups, rule: str, rho=None, scope="global", tail=None, threshold=None,
+                 signed: bool = True):
     """(positive, negative, cut, details) of one rule on the scores (table order); `cut` is the
-    lowest positive score (None: no positive), `details` what the rule found (estimated_share: its fit)."""
+    lowest positive score (None: no positive), `details` what the rule found (estimated_share: its
+    fit and decision; `signed`: the score's zero means something, runs.SIGNED_SCORES)."""
     details = {}
     if rule == ESTIMATED_SHARE:
-        details = estimate_noise_share(scores)
+        details = estimate_noise_share(scores, signed=signed)
         n = len(scores)
-        n_negative = int(round(details["share"] * n))
-        if n_negative == n:  # everything noise: nothing positive
-            return np.zeros(n, bool), np.ones(n, bool), None, details
-        rule, rho = TOP_RHO, (n - n_negative) / n
+        # Abstaining: share 0, every token positive. The noise is a minority, so some stay positive.
+        rule, rho, scope = TOP_RHO, (n - int(round(details["share"] * n))) / n, "global"
     if rule == THRESHOLD:
         negative = scores < np.float32(threshold)
         positive = ~negative
@@ -202,7 +203,7 @@ def partition(table: pa.Table, rho: float | None = None, scope: str = "global", 
     if np.isnan(scores.min()):  # min propagates NaN: no mask of every token
         raise InputError(f"{score}: {int(np.isnan(scores).sum())} NaN values in the influence table's tokens")
     positive, negative, cut, details = split_tokens(scores, lambda: example_groups(table["example_id"]), rule,
-                                                    rho, scope, tail, threshold)
+                                                    rho, scope, tail, threshold, signed=score in SIGNED_SCORES)
     out = pa.table({"example_id": table["example_id"], "position": table["position"],
                     "positive": pa.array(positive), "negative": pa.array(negative)})
     n, n_positive, n_negative = len(positive), int(np.count_nonzero(positive)), int(np.count_nonzero(negative))

@@ -21,7 +21,9 @@ loss is one entry (and its tests):
                    rho{rho}-tail{tail}[-{score}]   band: the top rho positive, the lowest tail
                                                    negative, the middle neither
                    below{threshold}[-{score}]      threshold: the tokens scoring below it negative
-                   estimated[-{score}]             estimated_share: the negative share estimated from the scores
+                   estimated[-{score}]             estimated_share: the lowest population of the scores
+                                                   negative where it is separated from the rest,
+                                                   else none (the rule abstains)
     {objective}    {forget_loss}-{lambda_schedule}    ascent, unlikelihood
                    npo{beta}-{lambda_schedule}        npo, with its beta
 
@@ -48,7 +50,9 @@ SCOPES = ("global", "per_example")
 SCORES = ("influence", "reference_loss", "relative_influence", "base_loss", "oracle")
 INFLUENCE, ORACLE = SCORES[0], SCORES[-1]
 # Scores whose zero means something (below it: the reference made the token less likely than the
-# base model did; the oracle: a marked token): the estimated share counts what lies below it.
+# base model did; the oracle: a marked token): the estimated share looks for the noise below it. The
+# others (losses, negated) have no zero: there the noise is the separated population of the highest
+# losses (workflow_scripts/noise_share.py).
 SIGNED_SCORES = ("influence", "relative_influence", "oracle")
 # How a partition splits the tokens (workflow_scripts/partition.py); the first is the paper's.
 RULES = ("top_rho", "band", "threshold", "estimated_share")
@@ -165,7 +169,7 @@ PARTS = {
     "partition": (Form("rho{rho}[-{scope}][-{score}]", {"rule": TOP_RHO}),
                   Form("rho{rho}-tail{tail}[-{score}]", {"rule": BAND}),
                   Form("below{threshold}[-{score}]", {"rule": THRESHOLD}),
-                  Form("estimated[-{score}]", {"rule": ESTIMATED_SHARE}, only={"score": SIGNED_SCORES})),
+                  Form("estimated[-{score}]", {"rule": ESTIMATED_SHARE})),
     "rho": (Form("rho{rho}"),),
     "random": (Form("rho{rho}-random"),),
     # Rounds of a self-evolving reference: its influence is recomputed from models, never an oracle.
