@@ -34,6 +34,11 @@ rule summary:
         scores=score_files(),
         decodings=decoding_files(),
         noise_audit=rules.noise_audit.output.json if uses_influence() else [],
+        # The estimated share's decisions (forget, or abstain and why), from its partition.json.
+        partition_stats=[
+            f"{EXPERIMENT}/{label}/partition.json"
+            for label in dict.fromkeys(run.partition for run in GRID if run.rule == runs.ESTIMATED_SHARE)
+        ],
         split=f"results/{DATASET}/data/split.json",
         skipped=f"results/{DATASET}/data/skipped_records.jsonl",
         training_logs=[training_log_path(run) for run in GRID],
@@ -60,11 +65,14 @@ rule summary:
         decodings=lambda wc, input: (
             " ".join(["--decodings", *map(shlex.quote, input.decodings)]) if input.decodings else ""
         ),
+        partition_stats=lambda wc, input: (
+            " ".join(["--partition-stats", *map(shlex.quote, input.partition_stats)]) if input.partition_stats else ""
+        ),
         report_only=" ".join(["--report-only", *config["eval"]["report_only"]]) if config["eval"]["report_only"] else "",
     shell:
         "python -m workflow_scripts.summary --out-csv {output.csv:q} --out-by-method {output.by_method:q} "
         "--out-md {output.md:q} --out-timings {output.timings:q} --timing-dirs {params.timings:q} "
-        "{params.noise_audit} {params.decodings} {params.report_only} --split-summary {input.split:q} --skipped {input.skipped:q} "
+        "{params.noise_audit} {params.decodings} {params.partition_stats} {params.report_only} --split-summary {input.split:q} --skipped {input.skipped:q} "
         "--training-logs {input.training_logs:q} --scores {input.scores:q} > {log:q} 2>&1"
 
 

@@ -189,3 +189,36 @@ def test_partition_json_records_the_decision_from_the_command_line(tmp_path):
     assert set(stats["estimate"]["separation"]) == {"statistic", "definition", "value", "threshold", "components"}
     assert stats["estimate"]["reason"].startswith("separated: Ashman's D")
 
+
+def test_the_summary_says_where_the_rule_abstained_and_why(tmp_path):
+    from workflow_scripts import summary
+
+    marks = np.r_[np.zeros(90, bool), np.ones(10, bool)]
+    for label, corrupted in (("estimated-oracle", marks), ("estimated", np.zeros(100, bool))):
+        table = influence_table(-corrupted.astype(np.float32), corrupted)
+        score = "oracle" if label.endswith("oracle") else "influence"
+        (tmp_path / label).mkdir()
+        write_parquet(tmp_path / "influence.parquet", table)
+        main(["--influence", str(tmp_path / "influence.parquet"), "--rule", "estimated_share", "--score", score,
+              "--out", str(tmp_path / label / "partition.parquet"),
+              "--out-stats", str(tmp_path / label / "partition.json")])
+    (tmp_path / "rho0.7").mkdir()
+    (tmp_path / "rho0.7" / "partition.json").write_text(json.dumps({"rule": "top_rho", "n_negative": 30}))
+    score_paths = []
+    for run, value in (("base", 0.1), ("ignore/estimated/seed1", 0.5)):
+        score_paths.append(tmp_path / f"{len(score_paths)}.json")
+        score_paths[-1].write_text(json.dumps({"model": "m", "data": "d", "run": run, "task": "t", "metric": "acc",
+                                               "score": value}))
+    out = {name: str(tmp_path / name) for name in ("s.csv", "m.csv", "s.md", "t.csv")}
+    summary.main(["--out-csv", out["s.csv"], "--out-by-method", out["m.csv"], "--out-md", out["s.md"],
+                  "--out-timings", out["t.csv"], "--scores", *map(str, score_paths), "--partition-stats",
+                  *(str(tmp_path / label / "partition.json") for label in ("estimated-oracle", "estimated", "rho0.7"))])
+    text = (tmp_path / "s.md").read_text()
+    assert "## Estimated share: forget or abstain" in text
+    rows = [line for line in text.splitlines() if line.startswith("| estimated")]
+    assert rows[0].startswith("| estimated-oracle | oracle | forget | separated: Ashman's D 100.000 >= 2")
+    assert rows[0].endswith("| 100.000 | 2 | 10 | 0.1000 |")
+    assert rows[1].startswith("| estimated | influence | abstain | the mixture AIC prefers has one component")
+    assert rows[1].endswith("|  | 2 | 0 | 0.0000 |")
+    assert len(rows) == 2  # rho0.7 estimates nothing
+    assert "**Abstained**: `estimated`: nothing negative, so the ignore and forget runs on it learn every token" in text

@@ -9,7 +9,8 @@
 - timings.csv: every job's wall time, memory and CPU time (Snakemake's `benchmark:` files), and
   per rule the jobs, total and slowest time and peak memory in summary.md;
 - summary.md: all of them, readable, and, given the decodings JSONs of workflow_scripts/decode.py,
-  what the models write: each run's greedy answer to the first prompts of each task.
+  what the models write: each run's greedy answer to the first prompts of each task; given the
+  partition.json files, what the estimated share decided (forget, or abstain and why).
 
 The numbers are workflow_scripts/score_statistics.py's; this module renders them.
 """
@@ -183,6 +184,34 @@ def audit_markdown(audit: dict, heading: str) -> list[str]:
                               "recall (chance)"], partitions, 2) if partitions else []), ""]
 
 
+def estimate_markdown(paths: list[str]) -> list[str]:
+    """What the estimated_share partitions decided (partition.json's `estimate`, noise_share.py):
+    forgotten, or abstained and why. A partition of another rule has no estimate and is not shown."""
+    rows = []
+    for path in paths:
+        stats = json.loads(Path(path).read_text())
+        estimate = stats.get("estimate")
+        if not estimate:
+            continue
+        separation = estimate.get("separation", {})
+        value = separation.get("value")
+        rows.append([Path(path).parent.name, stats.get("score") or "", estimate.get("decision", ""),
+                     text_cell(estimate.get("reason", "")), "" if value is None else f"{value:.3f}",
+                     f"{separation.get('threshold', math.nan):g}", str(stats["n_negative"]),
+                     f"{stats['negative_share']:.4f}"])
+    if not rows:
+        return []
+    abstained = [row[0] for row in rows if row[2] == "abstain"]
+    return ["## Estimated share: forget or abstain", "",
+            "The `estimated_share` rule forgets the lowest population of a token score only where it is separated",
+            "from the rest, Ashman's D >= 2 to the next component of the score's mixture (docs/methods.md,",
+            "Partition rules); otherwise it abstains and nothing is negative: its runs learn every token.", "",
+            *markdown_table(["partition", "score", "decision", "why", "Ashman's D", "threshold", "negatives",
+                             "negative share"], rows, 4), "",
+            *([f"**Abstained**: {', '.join(f'`{label}`' for label in abstained)}: nothing negative, so the "
+               "ignore and forget runs on it learn every token and forget none.", ""] if abstained else [])]
+
+
 SHOWN_DECODINGS = 5  # prompts per task in the table; the exact shares count every decoded item
 
 
@@ -271,6 +300,8 @@ def main(argv=None):
     parser.add_argument("--decodings", nargs="*", default=[],
                         help="decodings JSONs of workflow_scripts/decode.py (any runs and tasks): the section "
                              "'What the models write'")
+    parser.add_argument("--partition-stats", nargs="*", default=[],
+                        help="partition.json files: the estimated share's decisions (forget or abstain, and why)")
     parser.add_argument("--out-csv", required=True, help="one row per checkpoint")
     parser.add_argument("--out-by-method", required=True, help="one row per model, method and variant")
     parser.add_argument("--out-timings", required=True, help="one row per job: wall time, memory, CPU time")
@@ -289,7 +320,7 @@ def main(argv=None):
         timings.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(args.out_md) as tmp:
         sections = decodings_markdown(args.decodings) + data_markdown(args.split_summary, args.skipped) + \
-            noise_audit_markdown(args.noise_audit) + \
+            estimate_markdown(args.partition_stats) + noise_audit_markdown(args.noise_audit) + \
             provenance_markdown(read_provenance([*args.training_logs, *args.scores])) + timing_markdown(timings)
         Path(tmp).write_text(to_markdown(table, summary) + "\n" + "\n".join(sections), encoding="utf-8")
     log.info("%d checkpoints x %d tasks -> %s; %d timed jobs", len(table), len(table.columns) - 5,
