@@ -251,6 +251,8 @@ def main(argv=None):
                                args.threshold)
     write_parquet(args.out, out)
     write_json(args.out_stats, stats)
+    if "estimate" in stats:
+        log.info("estimated_share: %s, %s", stats["estimate"]["decision"], stats["estimate"]["reason"])
     log.info("%s (%s): %d positive, %d negative, %d neither of %d tokens (negative share %.4f); cut %s%s",
              stats["rule"], stats["score"], stats["n_positive"], stats["n_negative"], stats["n_neither"],
              stats["n_tokens"], stats["negative_share"], stats["threshold"],
