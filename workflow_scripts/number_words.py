@@ -71,20 +71,27 @@ def changed_span(original: str, new: str) -> tuple[int, int]:
     return start, len(new) - end
 
 
+def corrupt_answers(records: list[dict], noise_rate: float, generator: np.random.Generator, wrong) -> None:
+    """Corrupt a `noise_rate` share of the records' answers in place, drawn from `generator`, and mark
+    each: `wrong(answers, generator)` gives the wrong answers of the chosen records (in the pool's
+    order), and `corrupted_span` covers only the characters that changed. Shared by the generated pools."""
+    chosen = sorted(generator.permutation(len(records))[:round(noise_rate * len(records))].tolist())
+    rights = [records[k]["messages"][1]["content"] for k in chosen]
+    for k, right, new in zip(chosen, rights, wrong(rights, generator)):
+        start, end = changed_span(right, new)
+        records[k]["messages"][1]["content"] = new
+        records[k].update(corrupted=True, corrupted_span={"start": start, "end": end,
+                                                          "original": right[start:len(right) - (len(new) - end)]})
+
+
 def pool(pool_size: int, noise_rate: float, seed: int) -> list[dict]:
     """The pool's records (the pipeline's chat format), a `noise_rate` share of them corrupted."""
     numbers, _ = split_numbers(pool_size, seed)
     records = [{"id": f"{SOURCE}-{n}", "messages": [{"role": "user", "content": prompt(n)},
                                                     {"role": "assistant", "content": str(n)}],
                 "source": SOURCE, "corrupted": False, "corrupted_span": None} for n in numbers]
-    noise = rng(seed, "noise")
-    for k in sorted(noise.permutation(len(records))[:round(noise_rate * len(records))].tolist()):
-        record, right = records[k], records[k]["messages"][1]["content"]
-        new = str(wrong_number(int(right), noise))
-        start, end = changed_span(right, new)
-        record["messages"][1]["content"] = new
-        record.update(corrupted=True, corrupted_span={"start": start, "end": end,
-                                                      "original": right[start:len(right) - (len(new) - end)]})
+    corrupt_answers(records, noise_rate, rng(seed, "noise"),
+                    lambda answers, generator: [str(wrong_number(int(a), generator)) for a in answers])
     return records
 
 
