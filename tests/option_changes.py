@@ -11,6 +11,7 @@ TRAINING = {"lora_r": 8, "lora_alpha": 4, "lora_dropout": 0.0, "lora_target_modu
 SUBSETS = "data: {pool: null, reference_pool: data/pool.jsonl, train_pool: ./data/pool.jsonl}"
 
 CHANGES = {
+    "experiments": "experiments: [{}]",  # the config itself as its one experiment
     "model.name": "model: {name: tiny-b}",
     "model.source": "model: {source: another-tiny-model}",
     "model.gguf_file": "model: {gguf_file: tiny.gguf}",
@@ -25,6 +26,7 @@ CHANGES = {
     "data.asdiv_pool_size": "data: {asdiv_pool_size: 150}",
     "data.boolq_max_passage_words": "data: {boolq_max_passage_words: 40}",
     "data.number_words_pool_size": "data: {number_words_pool_size: 100}",
+    "data.clock_24h_pool_size": "data: {clock_24h_pool_size: 100}",
     "data.bad_records": "data: {bad_records: skip}",
     "data.max_skipped_fraction": "data: {max_skipped_fraction: 0.2}",
     "data.noise_rate": "data: {noise_rate: 0.5}",

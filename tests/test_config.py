@@ -57,7 +57,7 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
      "in-distribution slice) runs only with eval.source: local"),
     (lambda c: c["eval"].update(tasks=["boolq", "hellaswag"]),
      "eval.tasks: unknown task 'hellaswag'; known tasks are boolq, boolq_short, asdiv, logiqa, number_words, "
-     "truthfulqa_mc2, truthfulqa_mc1, tydiqa, tydiqa_goldp"),
+     "clock_24h, truthfulqa_mc2, truthfulqa_mc1, tydiqa, tydiqa_goldp"),
     (lambda c: c["eval"]["limit"].update(boolk=3), "eval.limit: 'boolk' is not a task; known tasks are boolq,"),
 ])
 def test_what_the_schema_cannot_say_is_checked_before_any_job(tmp_path, change, message):

