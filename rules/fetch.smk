@@ -33,8 +33,8 @@ rule fetch_model:
     conda:
         conda_env("cpu")
     params:
-        source=config["model"]["source"],
-        options=cli_options({"gguf_file": config["model"]["gguf_file"]}),
+        source=lambda wc: cfg(wc)["model"]["source"],
+        options=lambda wc: cli_options({"gguf_file": cfg(wc)["model"]["gguf_file"]}),
         online=ONLINE,
     shell:
         "{params.online} python -m workflow_scripts.fetch_hub model --source {params.source:q} {params.options} "
@@ -53,7 +53,7 @@ rule fetch_pool:
     conda:
         conda_env("cpu")
     params:
-        options=lambda wildcards: hub_pool_options(wildcards.source),
+        options=lambda wc: hub_pool_options(cfg(wc), wc.source),
         online=ONLINE,
     shell:
         "{params.online} python -m workflow_scripts.fetch_hub pool {params.options} --out {output:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule score_shard:
         **group_resources("score"),
     params:
         operational=OPERATIONAL["score"],
-        options=cli_options({"dtype": config["scoring"]["dtype"]}),
+        options=lambda wc: cli_options({"dtype": cfg(wc)["scoring"]["dtype"]}),
     shell:
         "python -m workflow_scripts.token_losses score --model-dir {input.model:q} --tokens {input.tokens:q} "
         "--shard {wildcards.shard} --num-shards {wildcards.shards} {params.options} {params.operational} --threads {threads} "

@@ -20,7 +20,7 @@ rule train_reference:
     params:
         launch=LAUNCH,
         operational=OPERATIONAL["train"],
-        options=training_options(config["reference"]["seed"]),
+        options=lambda wc: training_options(wc, cfg(wc)["reference"]["seed"]),
         tracker=lambda wc: tracker_options(wc, "reference"),
         work_dir="results/{dataset}/{model}/.trainer/reference",
     shell:

@@ -26,7 +26,7 @@ rule train_final:
         launch=LAUNCH,
         operational=OPERATIONAL["train"],
         method=lambda wc: run_of(wc).method,
-        options=lambda wc: training_options(run_of(wc).seed),
+        options=lambda wc: training_options(wc),
         inputs=lambda wc, input: cli_options(
             {k: input.get(k) for k in ("partition", "reference_losses", "base_losses")}
         ),
@@ -73,7 +73,7 @@ rule self_evolving_round:
         rounds=lambda wc: run_of(wc, in_rounds=True).rounds,
         score=lambda wc: run_of(wc, in_rounds=True).score,
         objective=objective_options,
-        options=lambda wc: training_options(run_of(wc).seed),
+        options=lambda wc: training_options(wc),
         tracker=lambda wc: tracker_options(wc, f"{wc.run}/{runs.ROUND_DIR.format(round=wc.round)}"),
         work_dir=f"results/{{dataset}}/{{model}}/.trainer/{{run}}/{runs.ROUND_DIR}",
     shell:
@@ -101,7 +101,7 @@ rule merge_checkpoint:
     resources:
         **group_resources("convert"),
     params:
-        options=cli_options({"dtype": config["model"]["dtype"]}),
+        options=lambda wc: cli_options({"dtype": cfg(wc)["model"]["dtype"]}),
     shell:
         "python -m workflow_scripts.merge_checkpoint --adapter {input.adapter:q} {params.options} --out {output:q} "
         "> {log:q} 2>&1"

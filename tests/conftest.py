@@ -175,6 +175,8 @@ def rule_groups() -> dict[str, str | None]:
             if name:
                 group = re.search(r'\*\*group_resources\("(\w+)"\)', block)
                 groups[name.group(1)] = group.group(1) if group else None
+        for used, name in re.findall(r"^use rule (\w+) as (\w+)", path.read_text(), re.M):
+            groups[name] = groups[used]  # `use rule A as B with:` keeps A's resources
     return groups
 
 

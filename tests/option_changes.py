@@ -12,6 +12,7 @@ SUBSETS = "data: {pool: null, reference_pool: data/pool.jsonl, train_pool: ./dat
 
 CHANGES = {
     "experiments": "experiments: [{}]",  # the config itself as its one experiment
+    "published": "published: {sft: 90.0}",  # read where several models share a data setting
     "model.name": "model: {name: tiny-b}",
     "model.source": "model: {source: another-tiny-model}",
     "model.gguf_file": "model: {gguf_file: tiny.gguf}",

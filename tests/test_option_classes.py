@@ -53,13 +53,13 @@ def test_the_operational_options_are_the_schemas():
     assert operational == {"model.trust_remote_code", "data.bad_records", "data.max_skipped_fraction",
                            "tokenize.max_dropped_fraction", "training.gradient_checkpointing", "training.save_steps",
                            "training.report_to", "scoring.max_batch_tokens", "eval.batch_size", "resources",
-                           "multi_gpu"}
+                           "multi_gpu", "experiments"}
     # and no rule reads them but through Operational (rules/resources.smk): params Snakemake does not record
     rules = "\n".join(path.read_text() for path in (ROOT / "rules").glob("*.smk"))
     for path in operational:
         section, _, key = path.partition(".")
         if key:
-            assert not re.search(rf'config\["{section}"\]\["{key}"\]', rules), path
+            assert not re.search(rf'\["{section}"\]\["{key}"\]', rules), path  # config[..], cfg(wc)[..]
 
 
 @pytest.mark.parametrize("when, config, read", [
@@ -68,6 +68,8 @@ def test_the_operational_options_are_the_schemas():
     ({"data.pool": "embedded"}, {"data": {"pool": "data/pool.jsonl"}}, False),
     ({"data.pool": ["embedded", "number_words"]}, {"data": {"pool": "number_words"}}, True),
     ({"data.pool": None}, {"data": {"pool": None}}, True),
+    ({"experiments": {"not": []}}, {"experiments": []}, False),  # a list option against a whole list
+    ({"experiments": {"not": []}}, {"experiments": [{}]}, True),
     ({"eval.tasks": "tydiqa"}, {"eval": {"tasks": ["boolq", "tydiqa"]}}, True),  # a list holds it
     ({"eval.tasks": "tydiqa"}, {"eval": {"tasks": ["boolq"]}}, False),
     ({"eval.decodings": {"not": 0}}, {"eval": {"decodings": 0}}, False),

@@ -11,11 +11,11 @@ from snakemake.utils import update_config
 from conftest import ROOT, dry_run_resources, gpu_rules, planned_jobs, user_snakemake
 
 PAPER = ROOT / "configs" / "paper"
-MODELS = sorted(p.stem for p in PAPER.glob("*.yaml") if p.stem != "common")
+MODELS = sorted(p.stem for p in PAPER.glob("*.yaml") if p.stem not in ("common", "all"))
 # base, sft, ignore, forget x the five tasks and mc1 beside them; 4 scoring shards under each of the two models.
 # The fetches (local rules): the Hub model, the two Hub subsets, five stock tasks' data, TyDi QA's files.
 EXPECTED_JOBS = {"fetch_model": 1, "fetch_pool": 2, "fetch_eval_data": 5, "fetch_tydiqa": 2, "base_model": 1,
-                 "prepare_data": 1, "split": 1, "tokenize": 2,
+                 "prepare_subsets": 1, "split": 1, "tokenize": 2,
                  "train_reference": 1, "score_shard": 8, "gather_losses": 2, "influence": 1, "partition": 1,
                  "train_final": 3, "evaluate": 24, "noise_audit": 1, "summary": 1, "plots": 1, "token_page": 1,
                  "all": 1}
@@ -76,6 +76,29 @@ def test_paper_config_dry_runs_on_slurm(model):
     assert sum("--no-drop-overlap" in c for c in commands) == 1
     assert sum("--bad-records skip --max-skipped-fraction 0.001" in c for c in commands) == 1
     assert sum("--report-only truthfulqa_mc1" in c for c in commands) == 1
+
+
+def test_the_whole_table_plans_as_one_dag():
+    """configs/paper/all.yaml: the six rows as experiments of one invocation. What they share (the Hub
+    subsets, their preparation and split, the stock tasks' data) is planned once; each row keeps its
+    folder, its own resources and its GPU requests."""
+    result = user_snakemake("--profile", "slurm", "--dry-run", "--configfile", PAPER / "common.yaml",
+                            PAPER / "all.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shared = {"fetch_pool", "fetch_eval_data", "fetch_tydiqa", "prepare_subsets", "split", "all"}
+    expected = {rule: n if rule in shared else 6 * n for rule, n in EXPECTED_JOBS.items()}
+    assert planned_jobs(result) == {**expected, "models_table": 1}  # results/tulu/models.md: the table's rows
+    assert re.search(r'--published .*"llama-3.2-1b": \{"sft": 30.37, "forget": 34.86\}', result.stdout)
+    jobs = dry_run_resources(result.stdout)
+    for model in MODELS:
+        gpus = gpu_rules(paper_config(model))
+        assert f"results/tulu/{model}/forget/rho0.7-ascent-linear/seed42/model" in result.stdout
+        for rule, lines in jobs.items():
+            assert all(("gpu=" in line) == (rule in gpus) for line in lines), (rule, model)
+    # Each row's training asks for its own file's memory (1B: 64 GB ... 13B: 200 GB).
+    memory = {f"mem_mb={paper_config(model)['resources']['train']['mem_mb']}" for model in MODELS}
+    assert {next(part for part in line.split(", ") if part.startswith("mem_mb=")) for line in jobs["train_reference"]} \
+        == memory and len(jobs["train_reference"]) == 6
 
 
 def test_the_profile_is_found_by_its_name_from_the_repository_root():

@@ -12,10 +12,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from safetensors.numpy import load_file
 
 from conftest import ROOT, dry_runs, load_test_config, make_test_workdir, planned_jobs, snakemake
-from tiny import lora_weight
 from option_changes import CHANGES
 from snakemake.utils import update_config, validate
 from workflow_scripts import option_classes, runs
@@ -32,7 +30,7 @@ OPTIONS = option_classes.options(yaml.safe_load((ROOT / "schemas/config.schema.y
 
 
 def checkpoint(label):
-    """Where a run's merged model lies (self_evolving: its last round)."""
+    """Where a run's adapter lies (self_evolving: its last round's)."""
     return f"{label}/{runs.parse(label).checkpoint}"
 
 
@@ -94,10 +92,19 @@ def test_positive_count_is_round_rho_n(workdir, partition):
 
 
 def differ(one, other) -> bool:
-    """Two checkpoints' adapters hold different weights (two layers compared, each must differ)."""
-    one, other = load_file(one / "adapter_model.safetensors"), load_file(other / "adapter_model.safetensors")
-    return all(not np.array_equal(one[name], other[name]) for name in [lora_weight(0, "self_attn.q_proj"),
-                                                                       lora_weight(1, "mlp.down_proj")])
+    """Two checkpoints (an adapter merged into its base, or the base model itself) hold different
+    weights: two layers compared, each must differ. Adapters name their base from the workdir."""
+    import contextlib
+
+    import torch
+
+    from workflow_scripts.modeling import load_causal_lm
+
+    workdir = next(parent for parent in one.parents if (parent / "resources").is_dir())
+    with contextlib.chdir(workdir):
+        one, other = (load_causal_lm(str(path), place=False).state_dict() for path in (one, other))
+    return all(not torch.equal(one[name], other[name])
+               for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"])
 
 
 def test_methods_give_different_checkpoints(workdir):
@@ -342,6 +349,31 @@ def test_a_second_experiment_lives_beside_the_first(workdir):
     for args in ([], other):
         again = snakemake(workdir, "--dry-run", *args)
         assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+
+
+def test_two_experiments_are_one_dag(workdir, tiny_model_dir, tmp_path):
+    """The two experiments above as entries of one config's `experiments:` list: from nothing, what
+    they share (the base model) is planned once; after their runs, nothing is stale; a change to one
+    entry's options plans that experiment's jobs and nothing of the other's."""
+    (workdir / "both.yaml").write_text("experiments:\n  - {}\n  - other.yaml\n")  # read from the workdir
+    both = ["--configfile", workdir / "config.yaml", workdir / "both.yaml"]
+    fresh = make_test_workdir(tmp_path / "fresh", tiny_model_dir)
+    shutil.copy(workdir / "other.yaml", fresh)
+    shutil.copy(workdir / "data/pool-small.jsonl", fresh / "data")
+    shutil.copy(workdir / "both.yaml", fresh)
+    planned = planned_jobs(snakemake(fresh, "--dry-run", "--configfile", fresh / "config.yaml", fresh / "both.yaml"))
+    alone = planned_jobs(snakemake(fresh, "--dry-run"))
+    assert planned["base_model"] == alone["base_model"] == 1
+    assert planned["prepare_data"] == 2 and planned["train_final"] == alone["train_final"] + 1
+    assert planned["summary"] == 2 and planned["all"] == 1
+
+    again = snakemake(workdir, "--dry-run", *both)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+    (workdir / "changed.yaml").write_text("experiments:\n  - {}\n  - [other.yaml, {training: {learning_rate: 0.02}}]\n")
+    changed = snakemake(workdir, "--dry-run", "--configfile", workdir / "config.yaml", workdir / "changed.yaml")
+    assert planned_jobs(changed) == {"train_final": 1, "evaluate": 1, "summary": 1, "plots": 1, "all": 1}
+    outputs = re.findall(r"^\s+output: (.*)$", changed.stdout, re.M)
+    assert outputs and all("results/small-pool/" in line for line in outputs), outputs
 
 
 def test_a_second_rho_plans_and_runs_beside_the_first(workdir):

@@ -57,6 +57,8 @@ def value_at(config: dict, path: str):
 def matches(value, wanted) -> bool:
     if isinstance(wanted, dict) and set(wanted) == {"not"}:
         return not matches(value, wanted["not"])
+    if value == wanted:  # a list option compared with a whole list (experiments: [])
+        return True
     wanted = wanted if isinstance(wanted, list) else [wanted]
     values = value if isinstance(value, list) else [value]
     return any(v in wanted for v in values)

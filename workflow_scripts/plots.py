@@ -80,6 +80,15 @@ TRAINING_PANELS = {"positive_ce": "positive tokens: mean CE", "negative_ce": "ne
                    "negative_term": "the term lambda weighs (forget loss)", "lambda": "lambda"}
 
 
+def no_influence_figure():
+    """What influence.png shows for a grid in which no run ranks tokens by a score."""
+    fig, ax = plt.subplots(figsize=(7, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "No run of this grid partitions tokens by a score: no influence to show.",
+            ha="center", va="center")
+    return fig
+
+
 def training_figure(runs: dict[str, list[dict]]):
     fig, axes = plt.subplots(1, len(TRAINING_PANELS), figsize=(17, 3.6))
     for i, (name, history) in enumerate(runs.items()):
@@ -111,6 +120,8 @@ def main(argv=None):
     if args.influence:
         partitions = [json.loads(Path(p).read_text()) for p in args.partition_stats]
         save(influence_figure(read_table(args.influence), partitions), args.out_influence)
+    elif args.out_influence:
+        save(no_influence_figure(), args.out_influence)
     runs = {}
     for item in args.training_logs:
         label, sep, path = item.partition("=")
