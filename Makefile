@@ -77,14 +77,16 @@ bench: setup
 gpu-wheels: $(VENV)/.installed
 	PYTHON=$(PY) scripts/gpu_wheels.sh
 
-# The noise study on BoolQ + ASDiv (configs/study/, over configs/boolq-asdiv.yaml): each data
-# setting is an experiment of its own, run in turn.
+# Where `make map`, `make study` and `make study-number-words` run: PROFILE=slurm sends each, one
+# Snakemake invocation, to the cluster (profiles/slurm).
+PROFILE ?= profiles/local
+
+# The noise study on BoolQ + ASDiv (configs/study/, over configs/boolq-asdiv.yaml): its three data
+# settings are the experiments of configs/study/all.yaml, one DAG.
 STUDY_SETTINGS := noisy-reference clean-reference no-noise
 study: setup
-	for setting in $(STUDY_SETTINGS); do \
-	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/boolq-asdiv.yaml \
-	    configs/study/common.yaml configs/study/$$setting.yaml || exit 1; \
-	done
+	$(VENV)/bin/snakemake --profile $(PROFILE) --configfile config.yaml configs/boolq-asdiv.yaml \
+	  configs/study/common.yaml configs/study/all.yaml
 	# docs/study.md's tables, from the three experiments' summaries and noise audits.
 	$(PY) scripts/study_tables.py $(STUDY_SETTINGS:%=configs/study/%.yaml) | tee results/study.md
 
@@ -92,32 +94,23 @@ study: setup
 NUMBER_WORDS_SETTINGS := noise0.3
 study-number-words: setup
 	for setting in $(NUMBER_WORDS_SETTINGS); do \
-	  $(VENV)/bin/snakemake --profile profiles/local --configfile config.yaml configs/number-words-study/common.yaml \
+	  $(VENV)/bin/snakemake --profile $(PROFILE) --configfile config.yaml configs/number-words-study/common.yaml \
 	    configs/number-words-study/$$setting.yaml || exit 1; \
 	done
 	$(PY) scripts/study_tables.py $(NUMBER_WORDS_SETTINGS:%=configs/number-words-study/%.yaml) \
 	  | tee results/study-number-words.md
 
-# The map (configs/map/): when forgetting helps, per noise rate and partition rule. Each noise setting
-# is the number-words study's experiment with the map's cells added: common.yaml's grid, then the
-# oracle's cells (oracle.yaml) and the conclusion's cells to five seeds (conclusion.yaml), whose calls
-# leave the experiment's summary as the first call wrote it; then the map's table and figure,
-# results/map.md and results/map.png (copied to docs/figures/).
-# MAP_CUT=configs/map/one-seed.yaml runs one seed per cell (the cut when compute runs out).
-MAP_SETTINGS := noise0.3
-MAP_CUT :=
+# The map (configs/map/): when forgetting helps, per task family, noise rate and partition rule. One
+# DAG: configs/map/all.yaml lists every noise setting with its layers (the oracle's cells, the
+# conclusion's seeds, the abstaining estimated share) as experiments; then the map's table and figure,
+# results/map.md and results/map.png (copied to docs/figures/). MAP=another experiments file runs
+# another selection of the same cells (configs/map/first-seed.yaml: seed 1 of each, the cut when
+# compute runs out).
+MAP ?= configs/map/all.yaml
 MAP_LAYERS := config.yaml configs/number-words-study/common.yaml configs/map/common.yaml
-MAP_EXTRA := configs/map/oracle.yaml configs/map/conclusion.yaml "configs/map/conclusion.yaml configs/map/oracle.yaml"
 map: setup
-	for setting in $(MAP_SETTINGS); do \
-	  $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml \
-	    $(MAP_CUT) || exit 1; \
-	  for extra in $(MAP_EXTRA); do \
-	    $(VENV)/bin/snakemake --profile profiles/local --configfile $(MAP_LAYERS) configs/map/$$setting.yaml \
-	      $$extra $(MAP_CUT) --omit-from summary plots noise_audit token_page || exit 1; \
-	  done; \
-	done
-	$(PY) scripts/map.py $(MAP_SETTINGS:%=configs/map/%.yaml) --out-md results/map.md --out-figure results/map.png
+	$(VENV)/bin/snakemake --profile $(PROFILE) --configfile $(MAP_LAYERS) $(MAP)
+	$(PY) scripts/map.py configs/map/all.yaml --out-md results/map.md --out-figure results/map.png
 	cp results/map.png docs/figures/map.png
 
 # The README's figures, copied from the default experiment's run (after `make run`): the README's

@@ -1,15 +1,15 @@
 """The map's table and figure (`make map`): every cell's difference to sft beside its negatives'
-precision and recall, per noise setting.
+precision and recall, per task family and noise setting.
 
-A setting is a file of configs/map/ (noise0.yaml, ...), laid over config.yaml, the number-words
-study's common file and configs/map/common.yaml, with and without configs/map/oracle.yaml, and the
-same two with configs/map/conclusion.yaml (the conclusion's cells to five seeds): the grids the
-Makefile runs. Every run of them is a cell's seed; a run whose scores are missing (cut, or
-not run yet) is listed as missing, never dropped silently. Scores, intervals and differences come
-from workflow_scripts/score_statistics.py (as summary.md's); precision and recall from each partition's
+The map is an experiments file (configs/map/all.yaml): each entry a setting of configs/map/
+(noise0.yaml, clock0.3.yaml, ...) with its layers (oracle.yaml, conclusion.yaml, abstaining.yaml),
+laid over config.yaml, the number-words study's common file and configs/map/common.yaml, as `make
+map` runs them. A setting's cells are the union of its entries' grids, scored on its first eval
+task; every run of them is a cell's seed, and a run whose scores are missing (cut, or not run yet)
+is listed as missing, never dropped silently. Scores, intervals and differences come from
+workflow_scripts/score_statistics.py (as summary.md's); precision and recall from each partition's
 partition.json (the pool's noise marks); the answers from each run's decodings.
-    python scripts/map.py configs/map/noise0.3.yaml configs/map/noise0.yaml --out-md results/map.md \\
-        --out-figure results/map.png
+    python scripts/map.py configs/map/all.yaml --out-md results/map.md --out-figure results/map.png
 """
 import argparse
 import json
@@ -32,9 +32,6 @@ from workflow_scripts.score_statistics import by_method, read_scores, summary_ta
 from workflow_scripts.summary import markdown_table  # noqa: E402
 
 BASES = ["config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml"]
-LAYERS = [[], ["configs/map/oracle.yaml"], ["configs/map/conclusion.yaml"],
-          ["configs/map/conclusion.yaml", "configs/map/oracle.yaml"]]
-TASK = "number_words"
 
 
 def layered_config(paths) -> dict:
@@ -45,13 +42,22 @@ def layered_config(paths) -> dict:
     return config
 
 
-def setting_runs(setting: Path) -> tuple[Path, list[runs.Run]]:
-    """The setting's experiment folder and every run of its grids, in grid order."""
+def settings(map_file: Path) -> dict[str, list[list[str]]]:
+    """setting name -> the layers of each of its entries (the setting's file first), in file order."""
+    found = {}
+    for entry in yaml.safe_load((ROOT / map_file).read_text())["experiments"]:
+        entry = entry if isinstance(entry, list) else [entry]
+        found.setdefault(Path(entry[0]).stem, []).append(entry)
+    return found
+
+
+def setting_runs(entries: list[list[str]]) -> tuple[Path, list[runs.Run], str]:
+    """The setting's experiment folder, every run of its entries' grids in grid order, and its task."""
     cells = {}
-    for layer in LAYERS:
-        config = layered_config([*BASES, setting.relative_to(ROOT) if setting.is_absolute() else setting, *layer])
+    for layers in entries:
+        config = layered_config([*BASES, *layers])
         cells.update({run.label: run for run in runs.grid(config)})
-    return ROOT / runs.experiment_dir(config), list(cells.values())
+    return ROOT / runs.experiment_dir(config), list(cells.values()), config["eval"]["tasks"][0]
 
 
 def partition_counts(directory: Path, run: runs.Run) -> dict:
@@ -72,15 +78,15 @@ def partition_counts(directory: Path, run: runs.Run) -> dict:
             "recall": hit / marked if marked and hit is not None else math.nan}
 
 
-def setting_table(setting: Path) -> tuple[pd.DataFrame, list[str], dict]:
-    directory, grid = setting_runs(setting)
+def setting_table(entries: list[list[str]]) -> tuple[pd.DataFrame, list[str], dict]:
+    directory, grid, task = setting_runs(entries)
     labels = ["base", *(run.label for run in grid)]
-    paths = {label: directory / label / "scores" / f"{TASK}.json" for label in labels}
+    paths = {label: directory / label / "scores" / f"{task}.json" for label in labels}
     missing = [label for label, path in paths.items() if not path.is_file()]
     found = [path for path in paths.values() if path.is_file()]
     if not found:  # nothing of this setting has run yet: every run is listed as missing
         empty = pd.DataFrame(columns=["method", "variant", "seeds", "negatives", "precision", "recall"])
-        return empty, missing, {"directory": directory, "answers": {}}
+        return empty, missing, {"directory": directory, "answers": {}, "task": task}
     long = read_scores(found)
     summary = by_method(summary_table(long), long)
     counts = {}
@@ -91,10 +97,10 @@ def setting_table(setting: Path) -> tuple[pd.DataFrame, list[str], dict]:
                         for r in summary.itertuples()]
     answers = {}
     for label in labels:
-        path = directory / label / "decodings" / f"{TASK}.json"
+        path = directory / label / "decodings" / f"{task}.json"
         if path.is_file():
             answers[label] = json.loads(path.read_text())["items"]
-    return summary, missing, {"directory": directory, "answers": answers}
+    return summary, missing, {"directory": directory, "answers": answers, "task": task}
 
 
 def cell(value: float, digits: int = 3, sign: bool = False) -> str:
@@ -102,8 +108,8 @@ def cell(value: float, digits: int = 3, sign: bool = False) -> str:
         f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
-def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: dict) -> list[str]:
-    column = f"{TASK}_acc"
+def markdown(setting: str, summary: pd.DataFrame, missing: list[str], extra: dict) -> list[str]:
+    column = f"{extra['task']}_acc"
     rows = []
     for r in summary.itertuples():
         row = r._asdict()
@@ -115,7 +121,7 @@ def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: di
             f"{cell(row[column + '_delta_sft'], sign=True)}" + (f" [{', '.join(halves)}]" if halves else "")
         rows.append([r.method, r.variant, str(r.seeds), f"{cell(row[column])}{spread}", delta,
                      cell(r.negatives, 0), cell(r.precision, 2), cell(r.recall, 2)])
-    lines = [f"### {setting.stem} (`{extra['directory'].relative_to(ROOT)}`)", "",
+    lines = [f"### {setting} (`{extra['directory'].relative_to(ROOT)}`, {extra['task']})", "",
              *markdown_table(["method", "variant", "seeds", "accuracy", "− sft", "negatives", "precision", "recall"],
                              rows, 3), ""]
     if missing:
@@ -125,19 +131,24 @@ def markdown(setting: Path, summary: pd.DataFrame, missing: list[str], extra: di
     if first:
         prompts = next(iter(first.values()))
         lines += ["What seed 1 of each cell writes for the first held-out prompts (greedy):", "",
-                  *markdown_table(["run", *(f"{item['prompt'].split(' in digits')[0][6:]} → {item['target']}"
+                  *markdown_table(["run", *(f"{prompt_words(item['prompt'])} → {item['target']}"
                                             for item in prompts)],
                                   [[f"`{label}`", *(f"`{item['output']}`" for item in items)]
                                    for label, items in first.items()], 1), ""]
     return lines
 
 
+def prompt_words(prompt: str) -> str:
+    """What a generated prompt asks about: "Write 7:05 PM in 24-hour time. Answer ..." -> "7:05 PM"."""
+    return prompt.split(".")[0].removeprefix("Write ").removesuffix(" in digits").removesuffix(" in 24-hour time")
+
+
 def overview(tables: dict) -> list[str]:
     """One row per cell, one column per setting: the difference to sft with its 95% half-widths over
     seeds and items (sft: its accuracy), and the seeds it rests on."""
-    column = f"{TASK}_acc"
     cells = {}
-    for name, (summary, *_) in tables.items():
+    for name, (summary, _, extra) in tables.items():
+        column = f"{extra['task']}_acc"
         for r in summary.itertuples():
             row = r._asdict()
             if r.method == runs.SFT:
@@ -156,8 +167,8 @@ def overview(tables: dict) -> list[str]:
 def figure(tables: dict):
     fig, axes = plt.subplots(len(tables), 2, figsize=(13, 0.32 * max(len(t) for t, *_ in tables.values()) * len(tables)
                                                        + 1.5), squeeze=False, gridspec_kw={"width_ratios": [3, 2]})
-    column = f"{TASK}_acc"
-    for (name, (summary, *_)), (left, right) in zip(tables.items(), axes):
+    for (name, (summary, _, extra)), (left, right) in zip(tables.items(), axes):
+        column = f"{extra['task']}_acc"
         cells = summary[~summary["method"].isin(["base", runs.SFT])].iloc[::-1]
         if cells.empty:
             left.set_title(f"{name}: nothing run yet", fontsize=10)
@@ -171,7 +182,7 @@ def figure(tables: dict):
                       label="95% over seeds")
         left.axvline(0, color="grey", linewidth=0.8)
         left.set_yticks(list(y), names, fontsize=7)
-        left.set_title(f"{name}: accuracy − sft ({TASK})", fontsize=10)
+        left.set_title(f"{name}: accuracy − sft ({extra['task']})", fontsize=10)
         left.legend(fontsize=7, loc="lower left")
         right.barh([i + 0.2 for i in y], cells["precision"], height=0.4, label="precision")
         right.barh([i - 0.2 for i in y], cells["recall"], height=0.4, label="recall")
@@ -185,14 +196,14 @@ def figure(tables: dict):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("settings", nargs="+", type=Path, help="configs/map/ noise settings")
+    parser.add_argument("map", type=Path, help="the map's experiments file (configs/map/all.yaml)")
     parser.add_argument("--out-md", required=True)
     parser.add_argument("--out-figure", required=True)
     args = parser.parse_args(argv)
-    tables = {setting.stem: setting_table(setting) for setting in args.settings}
+    tables = {name: setting_table(entries) for name, entries in settings(args.map).items()}
     lines = ["# The map", "", *overview(tables)]
-    for setting in args.settings:
-        lines += markdown(setting, *tables[setting.stem])
+    for name, table in tables.items():
+        lines += markdown(name, *table)
     Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out_md).write_text("\n".join(lines) + "\n")
     figure(tables).savefig(args.out_figure, dpi=120)

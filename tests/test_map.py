@@ -42,13 +42,34 @@ def test_the_map_plans_its_declared_cells():
         assert "forget/estimated-npo1-linear/seed5/model" in conclusion.stdout or layers
 
 
+def test_the_whole_map_is_one_dag():
+    """configs/map/all.yaml: every setting with its layers in one invocation, as `make map` runs it."""
+    result = user_snakemake("--dry-run", "--forceall", "--configfile", *LAYERS[:3], ROOT / "configs/map/all.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    # number_words at 3 noise rates: the 51 runs of common.yaml, the oracle's 9, the conclusion's 7 cells
+    # x seeds 4 and 5, the abstaining share's 2 cells on reference_loss x 5 seeds (its influence cells
+    # are the estimated share's, now abstaining, already there), and the oracle's seeds 4 and 5 at
+    # noise 0.3 and 0.5; the clock at 2 rates: sft and the abstaining 4 cells x 5 seeds, the oracle's 3 x 5
+    assert jobs["train_final"] == 3 * (51 + 9 + 7 * 2 + 2 * 5) + 2 * 3 * 2 + 2 * (5 * 5 + 3 * 5) == 344
+    assert jobs["base_model"] == 1 and jobs["prepare_data"] == 5 and jobs["summary"] == 5
+    for path in ("number-words-noise0.5/smollm2-135m-instruct/ignore/estimated-reference_loss/seed5",
+                 "clock-24h-noise0.3/smollm2-135m-instruct/forget/estimated-reference_loss-npo1-linear/seed5",
+                 "clock-24h-noise0.5/smollm2-135m-instruct/forget/below0-oracle-npo1-linear/seed4"):
+        assert f"results/{path}/model" in result.stdout, path
+
+
 def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypatch):
     for path in ("config.yaml", "configs/number-words-study/common.yaml", "configs/map/common.yaml",
                  "configs/map/oracle.yaml", "configs/map/conclusion.yaml", "schemas/config.schema.yaml"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, tmp_path / path)
-    setting = tmp_path / "configs/map/toy.yaml"
-    setting.write_text("data: {name: toy}\n")
+    (tmp_path / "configs/map/toy.yaml").write_text("data: {name: toy}\n")
+    layers = ["configs/map/oracle.yaml", "configs/map/conclusion.yaml", "configs/map/oracle.yaml"]
+    (tmp_path / "configs/map/toy-map.yaml").write_text(  # as all.yaml lists a setting with its layers
+        "experiments:\n  - configs/map/toy.yaml\n  - [configs/map/toy.yaml, configs/map/oracle.yaml]\n"
+        "  - [configs/map/toy.yaml, configs/map/conclusion.yaml]\n"
+        f"  - [configs/map/toy.yaml, {layers[1]}, {layers[2]}]\n")
     monkeypatch.setattr(map_script, "ROOT", tmp_path)
     experiment = tmp_path / "results/toy/smollm2-135m-instruct"
     items = {"base": [0, 0, 0, 0], "sft/all/seed1": [1, 1, 1, 0], "sft/all/seed2": [1, 1, 0, 1],
@@ -67,7 +88,7 @@ def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypat
     (experiment / "below0-oracle/partition.json").write_text(json.dumps(
         {"n_negative": 50, "n_corrupted_negative": 40, "n_corrupted": 80}))
     out_md, out_png = tmp_path / "map.md", tmp_path / "map.png"
-    map_script.main([str(setting), "--out-md", str(out_md), "--out-figure", str(out_png)])
+    map_script.main(["configs/map/toy-map.yaml", "--out-md", str(out_md), "--out-figure", str(out_png)])
     text = out_md.read_text()
     assert "| sft | all | 2 | 0.750 ± 0.000 |  |  |  |  |" in text
     # (1 + 0.75) / 2 - 0.75 = +0.125; seed-paired: differences 0.25 and 0 -> t(0.975, 1) x 0.1768 / sqrt(2)
