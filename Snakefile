@@ -36,7 +36,7 @@ wildcard_constraints:
     seed=runs.SEED_PATTERN,
     split=r"reference|train",
     scorer=r"base|reference",
-    task=r"[a-z0-9_]+",
+    task=tasks.NAME_PATTERN,  # the catalogue's names and lm-eval's (a folder's tasks)
     eval_set="|".join([*tasks.WHEEL_EVAL_SETS, *tasks.GENERATED_EVAL_SETS]),
     shard=r"\d+",
     shards=r"\d+",

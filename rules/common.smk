@@ -159,14 +159,35 @@ def checkpoint_inputs(wildcards) -> dict:
     return inputs
 
 
+# The tasks of each list of folders (eval.include_path), read once by lm-eval's TaskManager.
+FOLDER_TASKS = {}
+
+
+def own_tasks(c) -> dict:
+    """name -> tasks.Task of the folders of the experiment's eval.include_path (none without)."""
+    folders = tuple(tasks.include_folders(c["eval"]["include_path"]))
+    if folders not in FOLDER_TASKS:
+        FOLDER_TASKS[folders] = tasks.folder_tasks(folders)
+    return FOLDER_TASKS[folders]
+
+
+def task_of(wildcards) -> tasks.Task:
+    """The task a `{task}` wildcard names: the catalogue's, or one of the experiment's folders."""
+    return tasks.get(wildcards.task, own=own_tasks(cfg(wildcards)))
+
+
 def evaluate_inputs(wildcards):
     """The checkpoint and what the task reads (tasks.py): files of its own protocol, under the
     local source its eval set or the file the config names, under the hub source the record of
-    its data sets fetched into the cache."""
-    task = tasks.TASKS[wildcards.task]
+    its data sets fetched into the cache; a folder's task, under either source, the files that
+    define it (its YAML, what that includes, its data files), so that editing one reruns that
+    task's jobs alone."""
+    task = task_of(wildcards)
     evaluation = cfg(wildcards)["eval"]
     inputs = {**checkpoint_inputs(wildcards), **{name: evaluation[name] for name in task.files}}
-    if evaluation["source"] == "hub" and task.protocol == "lm_eval":
+    if task.folder:
+        inputs["task_files"] = list(task.inputs)
+    elif evaluation["source"] == "hub" and task.protocol == "lm_eval":
         inputs["fetched"] = f"resources/hub/eval/{task.name}.json"
     if evaluation["source"] == "local" and task.eval_set:
         inputs["data"] = f"results/{wildcards.dataset}/data/eval/{task.eval_set}.jsonl"
@@ -175,11 +196,16 @@ def evaluate_inputs(wildcards):
     return inputs
 
 
+def folder_options(task) -> str:
+    """A folder's task: the folder lm-eval's TaskManager finds it in (`--include-path`)."""
+    return cli_options({"include_path": task.folder})
+
+
 def evaluate_options(wildcards) -> str:
     """The evaluator's options for a task: what every task takes, and only the options its own
     protocol reads (so changing TyDi QA's decoding reruns TyDi QA's jobs, and nothing else)."""
     evaluation = cfg(wildcards)["eval"]
-    task = tasks.TASKS[wildcards.task]
+    task = task_of(wildcards)
     options = {k: evaluation[k] for k in ("source", "dtype", "chat_template")}
     if task.protocol == "tydiqa":
         options.update(tydiqa_temperature=evaluation["tydiqa_temperature"])
@@ -189,25 +215,28 @@ def evaluate_options(wildcards) -> str:
         options["add_bos_token"] = evaluation["add_bos_token"]
     # 0 in the config lifts a limit that an earlier config file set; the stage's "all" is no --limit.
     options["limit"] = evaluation["limit"].get(wildcards.task) or None
-    return cli_options(options, say_false=True)
+    options["metric"] = evaluation["metric"].get(wildcards.task)  # None: the task's own headline
+    return " ".join(filter(None, [cli_options(options, say_false=True), folder_options(task)]))
 
 
 def decoded_tasks(c) -> list[str]:
     """The scored tasks whose answers are decoded: lm-eval's, from local data (eval.decodings > 0)."""
     if not c["eval"]["decodings"] or c["eval"]["source"] != "local":
         return []
-    return [name for name in scored_tasks(c) if tasks.TASKS[name].protocol == "lm_eval"]
+    return [name for name in scored_tasks(c) if tasks.get(name, own=own_tasks(c)).protocol == "lm_eval"]
 
 
 def decode_inputs(wildcards):
-    """The checkpoint and the task's eval set, as the evaluator reads them."""
-    return {**checkpoint_inputs(wildcards), "data": evaluate_inputs(wildcards)["data"]}
+    """The checkpoint and the task's data (its eval set, or a folder's task's files), as the
+    evaluator reads them."""
+    inputs = evaluate_inputs(wildcards)
+    return {**checkpoint_inputs(wildcards), **{k: inputs[k] for k in ("data", "task_files") if k in inputs}}
 
 
 def decode_options(wildcards) -> str:
     """The prompt as the evaluator builds it (template, BOS, dtype) and how many are decoded."""
     evaluation = cfg(wildcards)["eval"]
-    return cli_options(
+    options = cli_options(
         {
             "n": evaluation["decodings"],
             "max_new_tokens": evaluation["decode_max_new_tokens"],
@@ -217,6 +246,7 @@ def decode_options(wildcards) -> str:
         },
         say_false=True,
     )
+    return " ".join(filter(None, [options, folder_options(task_of(wildcards))]))
 
 
 def decoding_files(c):
@@ -329,7 +359,8 @@ def split_options(c) -> str:
 
 def check_config(c):
     """What the schema cannot say: one pool, or the two subsets, and what each needs; the
-    evaluation tasks against the catalogue (workflow_scripts/tasks.py)."""
+    evaluation tasks against the catalogue (workflow_scripts/tasks.py) and the folders of
+    eval.include_path."""
     sources = pool_sources(c)
     if list(sources) not in (["pool"], ["reference_pool", "train_pool"]):
         raise ValueError(
@@ -338,7 +369,7 @@ def check_config(c):
         )
     if "pool" in sources and c["split"]["reference_size"] is None:
         raise ValueError("split.reference_size is required when one pool is split")
-    errors = tasks.config_errors({**c["eval"], "tasks": scored_tasks(c)})
+    errors = tasks.config_errors({**c["eval"], "tasks": scored_tasks(c)}, own_tasks(c))
     errors += [
         f"eval.report_only: {name} is also in eval.tasks"
         for name in c["eval"]["report_only"]

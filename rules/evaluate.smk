@@ -42,7 +42,8 @@ rule decode:
     resources:
         **group_resources("evaluate"),
     params:
+        data=lambda wc, input: cli_options({"data": input.get("data")}),
         options=decode_options,
     shell:
-        "python -m workflow_scripts.decode --model-dir {input.model:q} --task {wildcards.task} --data {input.data:q} "
+        "python -m workflow_scripts.decode --model-dir {input.model:q} --task {wildcards.task} {params.data} "
         "{params.options} --run {wildcards.run:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -67,6 +67,9 @@ CHANGES = {
     "eval.limit": "eval: {limit: {boolq: 2}}",
     "eval.add_bos_token": "eval: {add_bos_token: false}",
     "eval.report_only": "eval: {report_only: [boolq_short]}",
+    # A folder is read where a task of it is named (.test/data/own_tasks: one task).
+    "eval.include_path": "eval: {include_path: data/own_tasks, report_only: [own_yes_no]}",
+    "eval.metric": "eval: {metric: {logiqa: acc}}",
     "eval.tydiqa_temperature": "eval: {tydiqa_temperature: 1.0}",
     "eval.tydiqa_samples": "eval: {tydiqa_samples: 3}",
     "eval.tydiqa_seed": "eval: {tydiqa_seed: 1}",

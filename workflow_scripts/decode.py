@@ -7,7 +7,8 @@ the score it explains, and not from a notebook.
 
 The prompts are the evaluator's own (workflow_scripts/evaluate.py), built the way lm-eval 0.4.13
 builds what it scores:
-- the task is `evaluate.build_task` on the same YAML and JSONL; the documents are the first n of
+- the task is `evaluate.build_task` on the same YAML and JSONL (a folder's task, `--include-path`:
+  lm-eval's own build from that folder, on the files its YAML names); the documents are the first n of
   `task.eval_docs` in lm-eval's order (`task.doc_iterator(limit=n)`, what `--limit n` scores);
 - the context is the task's own 0-shot `fewshot_context`; with --chat-template, one user message
   rendered as lm-eval's `HFLM.apply_chat_template` renders it (add_generation_prompt=True);
@@ -51,12 +52,13 @@ log = logging.getLogger("decode")
 
 # ----------------------------------------------------------------------------- prompts
 
-def check_task(name: str):
-    """The catalogue's task `name`, if it is an lm-eval task the local source can run."""
+def check_task(name: str, include_path=None):
+    """The catalogue's task `name`, if it is an lm-eval task the local source can run, or the task
+    of that name in the folders `include_path`."""
     if name in tasks.TASKS and tasks.TASKS[name].protocol != "lm_eval":
         raise InputError(f"task {name!r} is scored by its own protocol ({tasks.TASKS[name].protocol}), not by "
                          "lm-eval; its score JSON already records the model's predictions")
-    return evaluate.check_task(name, "local")
+    return evaluate.check_task(name, "local", include_path)
 
 
 def target_text(task, doc) -> str:
@@ -167,10 +169,12 @@ def load_model(model_dir: Path, dtype: str):
     return model
 
 
-def decode(model_dir: str | os.PathLike, task_name: str, data: str | os.PathLike, n: int = 8,
+def decode(model_dir: str | os.PathLike, task_name: str, data: str | os.PathLike | None, n: int = 8,
            max_new_tokens: int = 16, chat_template: bool = False, add_bos_token: bool | None = None,
-           dtype: str = "float32", batch_size: int = 8, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Decode the first `n` prompts of the task; return the record without the run's name (not written)."""
+           dtype: str = "float32", batch_size: int = 8, cache_dir: str | os.PathLike | None = None,
+           include_path=None) -> dict[str, Any]:
+    """Decode the first `n` prompts of the task; return the record without the run's name (not written).
+    `data`: a catalogue task's eval JSONL; a folder's task (`include_path`) reads its YAML's files."""
     from workflow_scripts.modeling import device
 
     if n < 1:
@@ -179,14 +183,17 @@ def decode(model_dir: str | os.PathLike, task_name: str, data: str | os.PathLike
         raise InputError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
     from workflow_scripts.modeling import check_model_dir
 
-    check_task(task_name)
+    found = check_task(task_name, include_path)
     model_dir = Path(model_dir)
     check_model_dir(model_dir)
-    rows = evaluate.check_data(task_name, data)  # a missing or malformed file is refused here, by name
+    if not found.folder:
+        evaluate.check_data(task_name, data)  # a missing or malformed file is refused here, by name
     if chat_template:
         evaluate.check_chat_template(model_dir)
     tokenizer = load_tokenizer(model_dir, add_bos_token)
-    task = evaluate.build_task(task_name, data, cache_dir)
+    task = evaluate.build_task(task_name, data, cache_dir, include_path)
+    rows = len(task.eval_docs)
+    data = ", ".join(found.data_files) if found.folder else data
     items = prompts(task, tokenizer, n, chat_template, add_bos_token)
     log.info("task %s: %d of %d rows in %s%s; model %s on %s (%s)", task_name, len(items), rows, data,
              ", in the model's chat template" if chat_template else "", model_dir, device(), dtype)
@@ -214,8 +221,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workflow_scripts.decode", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", required=True, help="local transformers checkpoint directory")
     parser.add_argument("--task", required=True, help="an lm-eval task of the catalogue with a local eval set "
-                                                      "(number_words, boolq, boolq_short, asdiv, logiqa, ...)")
-    parser.add_argument("--data", required=True, help="the task's eval JSONL (the evaluator's --data)")
+                                                      "(number_words, boolq, boolq_short, asdiv, logiqa, ...), "
+                                                      "or of --include-path")
+    parser.add_argument("--data", default=None, help="a catalogue task's eval JSONL (the evaluator's --data)")
+    parser.add_argument("--include-path", default=None,
+                        help="a folder of lm-eval task YAMLs that holds --task (the evaluator's --include-path)")
     parser.add_argument("--run", required=True, help="'base' or METHOD/VARIANT/seedN (recorded verbatim as 'run')")
     parser.add_argument("--out", required=True, help="decodings JSON to write")
     parser.add_argument("--n", type=int, default=8, help="prompts to decode: the first n that lm-eval scores")
@@ -242,7 +252,8 @@ def main(argv=None) -> dict[str, Any]:
     record = decode(args.model_dir, args.task, args.data, n=args.n, max_new_tokens=args.max_new_tokens,
                     chat_template=args.chat_template,
                     add_bos_token=args.add_bos_token,
-                    dtype=args.dtype, batch_size=args.batch_size, cache_dir=args.cache_dir)
+                    dtype=args.dtype, batch_size=args.batch_size, cache_dir=args.cache_dir,
+                    include_path=args.include_path)
     record = {**record, "run": args.run, "provenance": provenance.record()}
     write_json(args.out, record)
     log.info("wrote %s", args.out)

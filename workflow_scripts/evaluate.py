@@ -12,6 +12,14 @@ Two sources of task data (`--source`):
   fetched from the Hub by the default TaskManager; HF_TOKEN is read from the environment by
   huggingface_hub and never logged.
 
+A user's own task (`--include-path FOLDER`, the config's eval.include_path) is lm-eval's task of
+that name in the folder, found and built by lm-eval's own `TaskManager(include_path=FOLDER)` as
+`lm_eval --include_path FOLDER` builds it, reading the files its YAML names (relative to the working
+directory), offline under either source; 0-shot like every task here.
+
+`--metric` names the headline metric (one lm-eval reports for the task); without it, the
+catalogue's, or for a folder's task the first of its metric_list.
+
 `--task tydiqa` is this repository's TyDi QA GoldP as the paper ran it (open-instruct's 1-shot
 protocol, `workflow_scripts/tydiqa.py`), read from the official JSON files `--tydiqa-dev` and
 `--tydiqa-train` under either source. The model is always a local directory and is loaded offline.
@@ -102,12 +110,19 @@ def positive_int(text: str) -> int:
     return value
 
 
-def check_task(name: str, source: str = "local") -> tasks.Task:
-    """The catalogue's task `name`, if `source` can run it (with its YAML in place)."""
+def check_task(name: str, source: str = "local", include_path=None) -> tasks.Task:
+    """The catalogue's task `name`, if `source` can run it (with its YAML in place), or the task of
+    that name in the folders `include_path` (a folder or a list)."""
     try:
-        task = tasks.get(name, source)
+        own = tasks.folder_tasks(include_path) if name not in tasks.TASKS else {}
+        task = tasks.get(name, source, own)
     except ValueError as err:
         raise InputError(str(err)) from None
+    if task.folder:
+        errors = tasks.folder_task_errors(task)
+        if errors:
+            raise InputError("; ".join(errors))
+        return task
     path = task.local_yaml(LM_EVAL_TASKS_DIR)
     if source == "local" and task.protocol == "lm_eval" and not path.is_file():
         raise InputError(f"task {name!r}: missing task config {path}")
@@ -143,15 +158,31 @@ def task_config(name: str, data: str | os.PathLike, cache_dir: str | os.PathLike
     return cfg
 
 
-def task_manager():
-    """A TaskManager that indexes none of lm-eval's built-in tasks (ours come in as dicts)."""
+def task_manager(include_path=None):
+    """A TaskManager that indexes none of lm-eval's built-in tasks (ours come in as dicts), only
+    the folder of a user's own task, when given."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_defaults=False)
+    return TaskManager(include_path=include_path, include_defaults=False)
 
 
-def build_task(task: str, data: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
-    """The lm-eval Task object built from our config, with its data loaded (for inspection/tests)."""
+def build_folder_task(task: tasks.Task):
+    """A folder's task as lm-eval builds it by name from that folder, its data loaded; a YAML or a
+    data file lm-eval cannot read is refused naming the YAML."""
+    try:
+        return task_manager(task.folder).load([task.name])["tasks"][task.name]
+    except Exception as err:  # datasets and lm-eval raise many kinds for a bad file or template
+        raise InputError(f"task {task.name} ({task.folder_yaml}, data {', '.join(task.data_files)}): lm-eval could "
+                         f"not build it: {type(err).__name__}: {err}") from err
+
+
+def build_task(task: str, data: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+               include_path=None):
+    """The lm-eval Task object built from our config (a folder's task: from its folder), with its
+    data loaded (for inspection/tests)."""
+    found = check_task(task, "local", include_path)
+    if found.folder:
+        return build_folder_task(found)
     return task_manager().load([task_config(task, data, cache_dir)])["tasks"][task]
 
 
@@ -251,16 +282,22 @@ def item_scores(samples: list[dict], metric: str) -> dict[str, list] | None:
 
 def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, batch_size: int, dtype: str,
                 device: str, cache_dir, chat_template: bool = False,
-                add_bos_token: bool | None = None) -> dict[str, Any]:
+                add_bos_token: bool | None = None, metric: str | None = None) -> dict[str, Any]:
     """Run lm-eval on one task (or tag); return the score record's task part. `add_bos_token`: None
-    leaves it to lm-eval (0.4.13: to the tokenizer, so Llama prompts get a BOS), True or False says."""
+    leaves it to lm-eval (0.4.13: to the tokenizer, so Llama prompts get a BOS), True or False says.
+    `metric`: the headline, when not the task's own."""
     import lm_eval
 
     from workflow_scripts.modeling import load_causal_lm
 
     extra: dict[str, Any] = {}
-    name = task.name if source == "local" else task.hub_task
-    if source == "local":
+    name = task.name if source == "local" or task.folder else task.hub_task
+    if task.folder:  # under either source: its data are the files its YAML names
+        built = build_folder_task(task)
+        log.info("task %s: %d items from %s (%s)", task.name, len(built.eval_docs), ", ".join(task.data_files),
+                 task.folder_yaml)
+        manager, requests, leaves = task_manager(task.folder), [built], [name]
+    elif source == "local":
         rows = check_data(task.name, data)
         log.info("task %s: %d rows in %s", task.name, rows, data)
         manager, requests, leaves = task_manager(), [task_config(task.name, data, cache_dir)], [name]
@@ -303,7 +340,7 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
     if out is None:  # only on non-zero ranks of a distributed run
         raise RuntimeError("lm-eval returned no results")
 
-    headline = task.metric
+    headline = metric or task.metric
     if leaves == [name]:
         metrics = collect_metrics(out["results"][name])
         n = _n_effective(out, name, 0)
@@ -312,7 +349,9 @@ def run_lm_eval(model_dir: Path, task: tasks.Task, source: str, data, limit, bat
         metrics, extra["n_per_language"] = language_metrics(out, leaves)
         n = sum(extra["n_per_language"].values())
     if metrics.get(headline) is None:
-        raise RuntimeError(f"lm-eval reported no {headline!r} for {task.name}: {out['results']}")
+        reported = [key for key, value in metrics.items() if value is not None and not key.endswith("_stderr")]
+        raise InputError(f"lm-eval reported no {headline!r} for {task.name}; it reported {', '.join(reported)}"
+                         + (" (eval.metric names the headline)" if metric else f": {out['results']}"))
     log.info("task %s: %s = %.4f over %d items in %.1f s", task.name, headline, metrics[headline], n, wall)
     return {
         "task": task.name,
@@ -341,14 +380,17 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
              limit: int | float | None = None, batch_size: int = 8, dtype: str = "float32",
              device: str | None = None, cache_dir: str | os.PathLike | None = None, chat_template: bool = False,
              add_bos_token: bool | None = None, tydiqa_dev: str | os.PathLike | None = None,
-             tydiqa_train: str | os.PathLike | None = None, decoding=None) -> dict[str, Any]:
+             tydiqa_train: str | os.PathLike | None = None, decoding=None, include_path=None,
+             metric: str | None = None) -> dict[str, Any]:
     """Score one task; return the record without the run's names (not written)."""
     import torch
     import lm_eval
 
     from workflow_scripts.modeling import check_model_dir
 
-    task = check_task(task, source)
+    task = check_task(task, source, include_path)
+    if metric and task.protocol != "lm_eval":
+        raise InputError(f"--metric: task {task.name} is scored by its own protocol, whose headline is {task.metric}")
     model_dir = Path(model_dir)
     check_model_dir(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -362,7 +404,7 @@ def evaluate(model_dir: str | os.PathLike, task: str, source: str = "local", dat
         if chat_template:
             check_chat_template(model_dir)
         record = run_lm_eval(model_dir, task, source, data, limit, batch_size, dtype, device, cache_dir,
-                             chat_template, add_bos_token)
+                             chat_template, add_bos_token, metric)
     return {**record, "model_dir": str(model_dir), "limit": limit, "source": source,
             "lm_eval_version": lm_eval.__version__, "device": device}
 
@@ -385,6 +427,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", required=True, type=int, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--dtype", required=True, choices=["float32", "bfloat16", "float16", "auto"])
     parser.add_argument("--data", default=None, help="local source, lm-eval tasks: the task's eval JSONL")
+    parser.add_argument("--include-path", default=None,
+                        help="a folder of lm-eval task YAMLs that holds --task (the config's eval.include_path)")
+    parser.add_argument("--metric", default=None,
+                        help="the headline metric, one lm-eval reports for the task; default: the catalogue's, or "
+                             "the first of a folder's task's metric_list")
     parser.add_argument("--tydiqa-dev", default=None, help="task tydiqa: tydiqa-goldp-v1.1-dev.json")
     parser.add_argument("--tydiqa-train", default=None, help="task tydiqa: tydiqa-goldp-v1.1-train.json")
     parser.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=False,
@@ -405,12 +452,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def unused_options(args: argparse.Namespace) -> list[str]:
     """Task-specific options given to a task that does not read them (a wiring mistake, most likely)."""
-    task = tasks.TASKS[args.task]
-    uses_data = args.source == "local" and task.protocol == "lm_eval"
-    tydiqa = task.protocol == "tydiqa"
+    task = tasks.TASKS.get(args.task)  # None: a folder's task, whose YAML names its data
+    uses_data = args.source == "local" and task is not None and task.protocol == "lm_eval"
+    tydiqa = task is not None and task.protocol == "tydiqa"
+    files = task.files if task is not None else ()
     given = {"--data": args.data is not None and not uses_data,
-             "--tydiqa-dev": args.tydiqa_dev is not None and "tydiqa_dev" not in task.files,
-             "--tydiqa-train": args.tydiqa_train is not None and "tydiqa_train" not in task.files,
+             "--include-path": args.include_path is not None and task is not None,
+             "--tydiqa-dev": args.tydiqa_dev is not None and "tydiqa_dev" not in files,
+             "--tydiqa-train": args.tydiqa_train is not None and "tydiqa_train" not in files,
              "--add-bos-token": args.add_bos_token is not None and tydiqa,
              "--tydiqa-temperature": args.tydiqa_temperature != 0.0 and not tydiqa,
              "--tydiqa-samples": args.tydiqa_samples != 1 and not tydiqa}
@@ -420,8 +469,9 @@ def unused_options(args: argparse.Namespace) -> list[str]:
 def main(argv=None) -> dict[str, Any]:
     setup_logging("evaluate")
     args = parse_args(argv)
-    configure_environment(args.source)
-    check_task(args.task, args.source)
+    # A folder's task reads local files under either source (decided before lm_eval is imported).
+    configure_environment("local" if args.task not in tasks.TASKS else args.source)
+    check_task(args.task, args.source, args.include_path)
     for option in unused_options(args):
         log.warning("%s is ignored by task %s from the %s source", option, args.task, args.source)
     import torch
@@ -436,7 +486,8 @@ def main(argv=None) -> dict[str, Any]:
                       chat_template=args.chat_template,
                       add_bos_token=args.add_bos_token,
                       tydiqa_dev=args.tydiqa_dev, tydiqa_train=args.tydiqa_train,
-                      decoding=Decoding(args.tydiqa_temperature, args.tydiqa_samples, args.tydiqa_seed))
+                      decoding=Decoding(args.tydiqa_temperature, args.tydiqa_samples, args.tydiqa_seed),
+                      include_path=args.include_path, metric=args.metric)
     record = {**record, "model": args.model_name, "data": args.data_name, "run": args.run,
               "provenance": provenance.record()}
     write_json(args.out, record)

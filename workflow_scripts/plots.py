@@ -20,7 +20,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from workflow_scripts.files import InputError, atomic_path, run_main, setup_logging  # noqa: E402
-from workflow_scripts.tasks import TASKS  # noqa: E402
 from workflow_scripts.token_table import read_table  # noqa: E402
 
 log = setup_logging("plots")
@@ -32,9 +31,14 @@ def save(fig, path: str) -> None:
     plt.close(fig)
 
 
+def score_columns(by_method: pd.DataFrame) -> list[str]:
+    """The task scores (`{task}_{metric}`, any task's: the catalogue's or a folder's) and `mean`:
+    the columns summary_by_method.csv gives a seed interval (`_ci95`), but not the differences to sft."""
+    return [c for c in by_method.columns if f"{c}_ci95" in by_method.columns and not c.endswith("_delta_sft")]
+
+
 def scores_figure(by_method: pd.DataFrame):
-    columns = {f"{task.name}_{task.metric}" for task in TASKS.values()} | {"mean"}
-    metrics = [c for c in by_method.columns if c in columns]
+    metrics = score_columns(by_method)
     if len(metrics) == 2 and "mean" in metrics:  # one task: its mean would repeat it
         metrics.remove("mean")
     labels = [f"{m}\n{v}" if isinstance(v, str) and v else m for m, v in zip(by_method["method"], by_method["variant"])]
