@@ -169,7 +169,7 @@ def test_the_estimated_share_of_the_oracle_is_the_marked_share():
     assert stats["estimate"]["separation"]["value"] == pytest.approx(100.0, rel=1e-6)
 
 
-def test_command_line_rules_and_their_refusals(tmp_path):
+def test_command_line_rules_and_their_refusals(tmp_path, capsys):
     from workflow_scripts.files import write_parquet
 
     write_parquet(tmp_path / "influence.parquet", scores([0.5, -1.0, 2.0, 0.1], corrupted=[False, True, False, False]))
@@ -180,8 +180,15 @@ def test_command_line_rules_and_their_refusals(tmp_path):
     assert (stats["rule"], stats["n_negative"], stats["n_corrupted_negative"]) == ("threshold", 2, 1)
     with pytest.raises(SystemExit):
         main([*common, "--rule", "band", "--rho", "0.5"])  # no --tail
+    assert "--rule band needs --tail" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common, "--rule", "threshold"])  # no --threshold
+    assert "--rule threshold needs --threshold" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, "--rule", "band"])  # the rule's numbers, as the grammar declares them (runs.RULE_NUMBERS)
+    assert "--rule band needs --rho and --tail" in capsys.readouterr().err
+    with pytest.raises(InputError, match="too few to fit"):  # needs no number: refused only for its 4 tokens
+        main([*common, "--rule", "estimated_share"])
 
 
 def test_a_random_partition_counts_the_marked_tokens_it_makes_negative():

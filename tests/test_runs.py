@@ -145,16 +145,61 @@ def test_grid_expands_every_option():
     assert runs.describe_grid(config, "ignore") == "rho0.00001, rho0.00001-per_example, rho0.7, rho0.7-per_example"
 
 
+def schema_words(node: dict) -> list[list]:
+    """Every word list of a schema node: its enum, a $ref's, and those of its oneOf branches and items."""
+    if "$ref" in node:
+        node = SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]]
+    lists = [node["enum"]] if "enum" in node else []
+    for child in [*node.get("oneOf", ()), *([node["items"]] if "items" in node else [])]:
+        lists += schema_words(child)
+    return lists
+
+
 def test_the_schema_and_the_grammar_name_the_same_options():
+    """The schema's words of each grammar option, as a value and in a list, are runs.py's; its
+    defaults are the grammar's (the paper's choices, which a label leaves unwritten)."""
     properties = SCHEMA["properties"]
-    assert properties["methods"]["items"]["enum"] == list(runs.METHODS)
-    assert properties["partition"]["properties"]["scope"]["oneOf"][0]["enum"] == list(runs.SCOPES)
-    assert properties["partition"]["properties"]["score"]["oneOf"][0]["enum"] == list(runs.SCORES)
-    assert properties["partition"]["properties"]["score"]["default"] == runs.INFLUENCE
-    assert properties["partition"]["properties"]["rule"]["oneOf"][0]["enum"] == list(runs.RULES)
-    assert properties["partition"]["properties"]["rule"]["default"] == runs.TOP_RHO
-    assert properties["forget"]["properties"]["forget_loss"]["oneOf"][0]["enum"] == list(runs.FORGET_LOSSES)
-    assert properties["forget"]["properties"]["lambda_schedule"]["oneOf"][0]["enum"] == list(runs.LAMBDA_SCHEDULES)
+    assert schema_words(properties["methods"]) == [list(runs.METHODS)]
+    for option, words in runs.CHOICES.items():
+        section, key = runs.CONFIG_KEYS[option]
+        node = properties[section]["properties"][key]
+        assert schema_words(node) == [list(words)] * 2, option  # one value, or a list of them (a grid)
+        if option in runs.DEFAULTS:
+            assert node["default"] == runs.DEFAULTS[option], option
+    partition = properties["partition"]["properties"]
+    assert (partition["score"]["default"], partition["rule"]["default"]) == (runs.INFLUENCE, runs.TOP_RHO)
+    # each list is written once in the schema, in its definitions: no other enum repeats a grammar word
+    grammar = {word for words in [runs.METHODS, *runs.CHOICES.values()] for word in words}
+    definitions = {name for name, node in SCHEMA["definitions"].items() if set(node.get("enum", ())) & grammar}
+    assert definitions == {"method", *runs.CHOICES}
+
+    def repeated(node, path):
+        if isinstance(node, dict):
+            if path[:1] != ("definitions",) and set(node.get("enum", ())) <= grammar and node.get("enum"):
+                yield path
+            for key, child in node.items():
+                yield from repeated(child, (*path, key))
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                yield from repeated(child, (*path, i))
+
+    assert not list(repeated(SCHEMA, ())), "a grammar word list typed outside the schema's definitions"
+
+
+def test_a_diverging_schema_is_caught():
+    """The check above fails when the schema and the grammar disagree (a word added on one side)."""
+    node = {"oneOf": [{"type": "string", "enum": [*runs.RULES, "median"]},
+                      {"type": "array", "items": {"$ref": "#/definitions/rule"}}]}
+    assert schema_words(node) != [list(runs.RULES)] * 2
+
+
+def test_each_rule_names_the_numbers_it_needs_and_a_band_its_overlap():
+    assert runs.RULE_NUMBERS == {"top_rho": ("rho",), "band": ("rho", "tail"), "threshold": ("threshold",),
+                                 "estimated_share": ()}
+    assert tuple(runs.RULE_NUMBERS) == runs.RULES
+    assert runs.UNPARAMETERISED_LOSSES == ("ascent", "unlikelihood")
+    assert runs.band_overlap(0.9, 0.1) is None and runs.band_overlap(0.7, 0.3) is None
+    assert runs.band_overlap(0.9, 0.2) == "band: rho 0.9 and tail 0.2 overlap (rho + tail must be <= 1)"
 
 
 def test_a_run_says_what_its_method_needs_and_where_its_files_lie():

@@ -1,15 +1,25 @@
-"""Partition the response tokens by a token score: the top rho fraction positive, the rest negative.
+"""Partition the response tokens by a token score, with one of the grammar's rules (runs.RULES).
 
 The score (`--score`, workflow_scripts/token_scores.py) is the paper's influence by default, or
-another computed from the influence table's losses. Output results/{data}/{model}/{partition}/
-partition.parquet (`example_id`, `position`, `positive`) in the influence table's order, and
-partition.json (score, threshold, counts). `--scope global` (the paper) ranks all tokens of the
-data set together; `per_example` takes the top rho of each example. Ties are broken by table
-order, so the result is deterministic. Exactly round(rho * N) tokens are positive (per example:
-round(rho * n_i)).
+another computed from the influence table's losses, or the pool's own noise marks (oracle). The
+rules (`--rule`; what each needs: runs.RULE_NUMBERS):
+
+- top_rho (the paper): exactly round(rho * N) tokens of highest score positive, the rest negative.
+  `--scope global` ranks all tokens of the data set together; `per_example` takes the top
+  round(rho * n_i) of each example.
+- band: the top rho positive, the lowest `--tail` share negative, the middle neither (rho + tail
+  <= 1).
+- threshold: the tokens scoring below `--threshold` negative, the rest positive.
+- estimated_share: the scores' lowest population negative where it is separated from the rest,
+  else none (workflow_scripts/noise_share.py); then as top_rho with rho = 1 - that share.
+
+Ties are broken by table order, so the result is deterministic. Output
+results/{data}/{model}/{partition}/partition.parquet (`example_id`, `position`, `positive`,
+`negative`; a token may be neither: band) in the influence table's order, and partition.json (rule,
+score, cut, counts; estimated_share: its fit and decision).
 
 `--random-seed S --tokens T` instead draws round(rho * N) positive tokens of the tokenized data
-uniformly at random (seeded): the control that asks whether the influence score matters.
+uniformly at random (seeded): the control that asks whether the score matters.
 """
 from __future__ import annotations
 
@@ -21,8 +31,8 @@ import pyarrow.compute as pc
 
 from workflow_scripts.files import InputError, run_main, setup_logging, write_json, write_parquet
 from workflow_scripts.noise_share import estimate_noise_share
-from workflow_scripts.runs import (BAND, ESTIMATED_SHARE, INFLUENCE, RANDOM, RULES, SCOPES, SCORES, SIGNED_SCORES,
-                                  THRESHOLD, TOP_RHO)
+from workflow_scripts.runs import (BAND, DEFAULTS, ESTIMATED_SHARE, INFLUENCE, RANDOM, RULE_NUMBERS, RULES, SCOPES,
+                                  SCORES, SIGNED_SCORES, THRESHOLD, TOP_RHO, band_overlap)
 from workflow_scripts.token_scores import token_score
 from workflow_scripts.token_table import BLOCK, dictionary_codes, read_table, response_tokens
 
@@ -58,46 +68,46 @@ def first_tied(tied: np.ndarray, groups: np.ndarray, quota: np.ndarray) -> np.nd
     return tied[order[rank < quota[sorted_groups]]]
 
 
-def global_selection(influence: np.ndarray, rho: float) -> tuple[np.ndarray, float | None]:
-    """(exactly round(rho * N) tokens of highest influence, ties by table order; the lowest
-    positive influence or None).
+def global_selection(scores: np.ndarray, rho: float) -> tuple[np.ndarray, float | None]:
+    """(exactly round(rho * N) tokens of highest score, ties by table order; the lowest
+    positive score or None).
 
     A selection (O(N), no sort) finds the k-th highest value v: every token above v is positive,
     then the first tokens equal to v in table order fill the quota: the set a stable descending
     sort would give, and v is the threshold.
     """
-    n = len(influence)
+    n = len(scores)
     k = int(round(rho * n))
     if k == 0 or k == n:
-        return np.full(n, k == n, dtype=bool), (float(influence.min()) if k else None)
-    kth = np.partition(influence, n - k)[n - k]
-    positive = influence > kth
+        return np.full(n, k == n, dtype=bool), (float(scores.min()) if k else None)
+    kth = np.partition(scores, n - k)[n - k]
+    positive = scores > kth
     missing = k - int(np.count_nonzero(positive))
-    positive[np.flatnonzero(influence == kth)[:missing]] = True
+    positive[np.flatnonzero(scores == kth)[:missing]] = True
     return positive, float(kth)
 
 
-def example_keys(influence: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """uint64 keys group << 32 | descending influence key: ascending = by example, then influence down."""
+def example_keys(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """uint64 keys group << 32 | descending score key: ascending = by example, then score down."""
     keys = groups.astype(np.uint64)
     keys <<= np.uint64(32)
-    keys |= descending_keys(influence)
+    keys |= descending_keys(scores)
     return keys
 
 
-def per_example_top(influence: np.ndarray, groups: np.ndarray, rho: float) -> np.ndarray:
+def per_example_top(scores: np.ndarray, groups: np.ndarray, rho: float) -> np.ndarray:
     """Top round(rho * n_i) tokens of each example (groups: example index per token); ties by table order.
 
-    One sort of 64-bit keys (example << 32 | descending influence key) gives each example's
+    One sort of 64-bit keys (example << 32 | descending score key) gives each example's
     k-th key and, by binary search, its size and how many keys precede the k-th; then, as in
     global_selection, the tokens below that key and the first ties in table order are positive.
     """
-    n = len(influence)
+    n = len(scores)
     if n == 0:
         return np.zeros(0, dtype=bool)
     ordered = np.empty(n, dtype=np.uint64)
     for lo in range(0, n, BLOCK):
-        ordered[lo: lo + BLOCK] = example_keys(influence[lo: lo + BLOCK], groups[lo: lo + BLOCK])
+        ordered[lo: lo + BLOCK] = example_keys(scores[lo: lo + BLOCK], groups[lo: lo + BLOCK])
     ordered.sort()  # in place: the keys in token order are cheaper to remake than to keep
     n_groups = int(groups.max()) + 1
     bounds = np.searchsorted(ordered, np.arange(n_groups + 1, dtype=np.uint64) << np.uint64(32))
@@ -113,7 +123,7 @@ def per_example_top(influence: np.ndarray, groups: np.ndarray, rho: float) -> np
     tied = []
     for lo in range(0, n, BLOCK):
         block_groups = groups[lo: lo + BLOCK]
-        keys, token_kth = example_keys(influence[lo: lo + BLOCK], block_groups), kth[block_groups]
+        keys, token_kth = example_keys(scores[lo: lo + BLOCK], block_groups), kth[block_groups]
         np.less(keys, token_kth, out=positive[lo: lo + BLOCK])
         tied.append(lo + np.flatnonzero(keys == token_kth))
     positive[first_tied(np.concatenate(tied), groups, quota - below)] = True
@@ -181,10 +191,10 @@ def split_tokens(scores: np.ndarray, groups, rule: str, rho=None, scope="global"
         positive = per_example_top(scores, groups(), rho)
         cut = float(scores[positive].min()) if positive.any() else None
     else:
-        raise InputError(f"unknown partition scope {scope!r}; expected global or per_example")
+        raise InputError(f"unknown partition scope {scope!r}; scopes are {', '.join(SCOPES)}")
     if rule == BAND:
-        if rho + check_share("tail", tail) > 1 + 1e-12:
-            raise InputError(f"band: rho {rho} and tail {tail} overlap (rho + tail must be <= 1)")
+        if overlap := band_overlap(rho, check_share("tail", tail)):
+            raise InputError(overlap)
         # The lowest tail: the top share of the negated scores (ties by table order, as above).
         negative, _ = global_selection(-scores, tail)
         return positive, negative & ~positive, cut, details
@@ -227,20 +237,21 @@ def main(argv=None):
     source.add_argument("--influence", help="influence Parquet: partition by a token score")
     source.add_argument("--tokens", help="tokenized training split: random partition (with --random-seed)")
     parser.add_argument("--random-seed", type=int, help="with --tokens (required there)")
-    parser.add_argument("--rule", choices=RULES, default=TOP_RHO, help="with --influence: how the tokens are split")
+    parser.add_argument("--rule", choices=RULES, default=DEFAULTS["rule"],
+                        help="with --influence: how the tokens are split")
     parser.add_argument("--rho", type=float, help="top_rho, band, random: the share of positive tokens")
-    parser.add_argument("--scope", choices=SCOPES, default="global", help="top_rho: rank globally or per example")
+    parser.add_argument("--scope", choices=SCOPES, default=DEFAULTS["scope"],
+                        help="top_rho: rank globally or per example")
     parser.add_argument("--tail", type=float, help="band: the lowest share made negative")
     parser.add_argument("--threshold", type=float, help="threshold: tokens scoring below it are negative")
-    parser.add_argument("--score", choices=SCORES, default=INFLUENCE,
+    parser.add_argument("--score", choices=SCORES, default=DEFAULTS["score"],
                         help="with --influence: the token score to rank by (token_scores.py)")
     parser.add_argument("--out", required=True, help="partition Parquet")
     parser.add_argument("--out-stats", required=True, help="partition JSON")
     args = parser.parse_args(argv)
     if args.tokens and (args.random_seed is None or args.rho is None):
         parser.error("--tokens (a random partition) needs --random-seed and --rho")
-    needed = {TOP_RHO: ("rho",), BAND: ("rho", "tail"), THRESHOLD: ("threshold",), ESTIMATED_SHARE: ()}[args.rule]
-    missing = [f"--{name}" for name in needed if getattr(args, name) is None]
+    missing = [f"--{name}" for name in RULE_NUMBERS[args.rule] if getattr(args, name) is None]
     if args.influence and missing:
         parser.error(f"--rule {args.rule} needs {' and '.join(missing)}")
 

@@ -58,13 +58,16 @@ SIGNED_SCORES = ("influence", "relative_influence", "oracle")
 RULES = ("top_rho", "band", "threshold", "estimated_share")
 TOP_RHO, BAND, THRESHOLD, ESTIMATED_SHARE = RULES
 FORGET_LOSSES = ("ascent", "unlikelihood", "npo")
-NPO = FORGET_LOSSES[2]
+ASCENT, UNLIKELIHOOD, NPO = FORGET_LOSSES
+# The negative terms without an option of their own, written by their name alone in a label (npo
+# carries its beta).
+UNPARAMETERISED_LOSSES = tuple(loss for loss in FORGET_LOSSES if loss != NPO)
 LAMBDA_SCHEDULES = ("linear", "constant", "cosine")
 
 # The words an option may take, and what a label leaves unwritten (the paper's choices).
 CHOICES = {"scope": SCOPES, "score": SCORES, "rule": RULES, "forget_loss": FORGET_LOSSES,
            "lambda_schedule": LAMBDA_SCHEDULES}
-DEFAULTS = {"scope": "global", "score": INFLUENCE, "rule": TOP_RHO}
+DEFAULTS = {"scope": SCOPES[0], "score": INFLUENCE, "rule": TOP_RHO}
 
 _FRACTION = r"(?:0\.[0-9]*[1-9]|1)"  # in (0, 1]: no trailing zeros, no exponent, no leading '+'
 _POSITIVE = r"(?:0\.[0-9]*[1-9]|[1-9][0-9]*(?:\.[0-9]*[1-9])?)"
@@ -174,7 +177,7 @@ PARTS = {
     "random": (Form("rho{rho}-random"),),
     # Rounds of a self-evolving reference: its influence is recomputed from models, never an oracle.
     "rounds": (Form("rho{rho}[-{score}]-K{rounds}", only={"score": LEARNT_SCORES}),),
-    "objective": (Form("{forget_loss}-{lambda_schedule}", only={"forget_loss": ("ascent", "unlikelihood")}),
+    "objective": (Form("{forget_loss}-{lambda_schedule}", only={"forget_loss": UNPARAMETERISED_LOSSES}),
                   Form("npo{beta}-{lambda_schedule}", {"forget_loss": NPO})),
 }
 # Each method, declared once: the parts of its variant, joined by '-'.
@@ -275,8 +278,8 @@ class Run:
                 allowed = dict.fromkeys(word for part in METHOD_PARTS[self.method] for form in PARTS[part]
                                         if option in form.options for word in form.choices(option))
                 raise ValueError(f"{option} {value!r} is not one of {', '.join(allowed)}")
-        if self.tail is not None and self.rho + self.tail > 1 + 1e-12:
-            raise ValueError(f"band: rho {self.rho} and tail {self.tail} overlap (rho + tail must be <= 1)")
+        if self.tail is not None and (overlap := band_overlap(self.rho, self.tail)):
+            raise ValueError(overlap)
 
     def forms(self, values: dict | None = None) -> tuple[Form, ...]:
         """The alternative of each part of the variant that writes this run."""
@@ -367,6 +370,16 @@ def _which(forms, values) -> str:
 
 
 PARTITION_OPTIONS = tuple(dict.fromkeys(o for form in PARTS["partition"] for o in form.options))
+# Each partition rule's numbers, which it cannot do without (its form writes them; the words have
+# defaults): {'top_rho': ('rho',), 'band': ('rho', 'tail'), ...}.
+RULE_NUMBERS = {form.fixed["rule"]: tuple(o for o in form.options if o in NUMBERS) for form in PARTS["partition"]}
+
+
+def band_overlap(rho: float, tail: float) -> str | None:
+    """Why a band's top rho and lowest tail cannot both be taken (they would share tokens), or None."""
+    if rho + tail > 1 + 1e-12:
+        return f"band: rho {rho} and tail {tail} overlap (rho + tail must be <= 1)"
+    return None
 
 
 def partition_label(rho: float | None = None, scope: str | None = None, score: str = INFLUENCE, rule: str = TOP_RHO,
