@@ -14,8 +14,9 @@ from workflow_scripts.option_classes import Option, read_in
 
 SCHEMA = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())
 OPTIONS = option_classes.options(SCHEMA)
+# Rules declared, and rules made from another (`use rule prepare_data as prepare_subsets with:`).
 RULES = {match for path in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")]
-         for match in re.findall(r"^(?:rule|checkpoint) (\w+):", path.read_text(), re.M)}
+         for match in re.findall(r"^(?:rule|checkpoint|use rule \w+ as) (\w+)(?::| with:)", path.read_text(), re.M)}
 
 
 def test_every_option_is_classified():
