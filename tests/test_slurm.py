@@ -26,11 +26,17 @@ def workdir(tmp_path_factory, tiny_model_dir):
 def test_dry_run_asks_gpus_for_gpu_rules_only(workdir):
     """Every rule of the workflow that asks the scheduler for resources is planned (every method
     in the grid), and each asks for a GPU exactly when its group gets one."""
-    # Every method, and the decode jobs the test experiment leaves out (eval.decodings: 0).
-    (workdir / "every-method.yaml").write_text(yaml.safe_dump({"methods": list(runs.METHODS),
-                                                               "eval": {"decodings": 1}}))
+    # Every method, and the decode jobs the test experiment leaves out (eval.decodings: 0); a second
+    # model on its data (the models table) and a data setting given as two subsets (prepare_subsets);
+    # the merged copies, asked for by their target.
+    subsets = {"name": "tiny-subsets", "pool": None, "reference_pool": "data/pool.jsonl",
+               "train_pool": "data/pool.jsonl"}
+    (workdir / "every-method.yaml").write_text(yaml.safe_dump({
+        "methods": list(runs.METHODS), "eval": {"decodings": 1},
+        "experiments": [{}, {"model": {"name": "tiny-b"}, "methods": ["sft"]}, {"data": subsets, "methods": ["sft"]}]}))
     result = slurm(workdir, "--dry-run", "--forceall", "--default-resources", "slurm_partition=debug",
-                   "--configfile", workdir / "config.yaml", workdir / "every-method.yaml")
+                   "--configfile", workdir / "config.yaml", workdir / "every-method.yaml", "--", "all",
+                   "merged_checkpoints")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = dry_run_resources(result.stdout)
     groups = rule_groups()
