@@ -15,9 +15,11 @@ builds what it scores:
 - its tokens are those lm-eval's model scores: `HFLM.tok_encode` of the context (the tokenizer's
   special tokens unless the string already starts with the BOS, or as --add-bos-token says), the
   raw context without its trailing whitespace (lm-eval's `_encode_pair` moves it into the scored
-  continuation), the chat context whole (answer_scoring.py's `AnswerOnlyHFLM`).
+  continuation), the chat context whole (answer_scoring.py's `AnswerOnlyHFLM`); a generate_until
+  task's raw context whole too, as `HFLM.generate_until` encodes it.
 The model then decodes greedily (plain argmax: the checkpoint's generation_config is not applied)
-until its EOS or, for ChatML templates, `<|im_end|>`. TyDi QA has its own protocol and its score
+until its EOS or, for ChatML templates, `<|im_end|>`; a generate_until task's output is cut at the
+task's `until` strings, as lm-eval cuts what it scores. TyDi QA has its own protocol and its score
 JSON already holds its predictions; this stage refuses it.
 
     python -m workflow_scripts.decode --model-dir DIR --task number_words \\
@@ -88,9 +90,11 @@ def context(task, doc, tokenizer, chat_template: bool) -> str:
     return ctx
 
 
-def context_ids(tokenizer, text: str, chat_template: bool, add_bos_token: bool | None = None) -> list[int]:
-    """The token ids lm-eval scores after `text`: HFLM.tok_encode of the context as _encode_pair passes it."""
-    if not chat_template:
+def context_ids(tokenizer, text: str, chat_template: bool, add_bos_token: bool | None = None,
+                generative: bool = False) -> list[int]:
+    """The token ids lm-eval scores after `text`: HFLM.tok_encode of the context as _encode_pair passes it,
+    or for a generate_until task the whole context, as HFLM.generate_until encodes it."""
+    if not chat_template and not generative:
         # HFLM._encode_pair moves the context's trailing whitespace into the continuation it scores;
         # AnswerOnlyHFLM (chat template) keeps the template's newline in the context.
         text = text.rstrip()
@@ -103,11 +107,32 @@ def context_ids(tokenizer, text: str, chat_template: bool, add_bos_token: bool |
     return tokenizer.encode(text, **special)
 
 
+def generative(task) -> bool:
+    return task.config.output_type == "generate_until"
+
+
 def prompts(task, tokenizer, n: int, chat_template: bool, add_bos_token: bool | None = None) -> list[dict]:
     """The first `n` documents lm-eval scores: doc_id, prompt (doc_to_text), target and the context's token ids."""
     return [{"doc_id": doc_id, "prompt": task.doc_to_text(doc), "target": target_text(task, doc),
-             "ids": context_ids(tokenizer, context(task, doc, tokenizer, chat_template), chat_template, add_bos_token)}
+             "ids": context_ids(tokenizer, context(task, doc, tokenizer, chat_template), chat_template, add_bos_token,
+                                generative(task))}
             for doc_id, doc in task.doc_iterator(rank=0, limit=n, world_size=1)]
+
+
+def until_strings(task) -> list[str]:
+    """Where lm-eval cuts what a generate_until task generates before it scores it (the task's
+    generation_kwargs `until`); none for the other tasks."""
+    if not generative(task):
+        return []
+    until = (task.config.generation_kwargs or {}).get("until") or []
+    return [until] if isinstance(until, str) else [term for term in until if term]
+
+
+def cut(text: str, until: list[str]) -> str:
+    """The text before the first of each stop string, as lm-eval's postprocess_generated_text cuts it."""
+    for term in until:
+        text = text.split(term)[0]
+    return text
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -200,10 +225,10 @@ def decode(model_dir: str | os.PathLike, task_name: str, data: str | os.PathLike
 
     model = load_model(model_dir, dtype)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stops = stop_ids(tokenizer)
+    stops, until = stop_ids(tokenizer), until_strings(task)
     continuations = greedy(model, [item.pop("ids") for item in items], max_new_tokens, pad_id, stops, batch_size)
     for item, tokens in zip(items, continuations):
-        item["output"] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        item["output"] = cut(tokenizer.decode(tokens, skip_special_tokens=True), until).strip()
         item["exact"] = item["output"] == item["target"].strip()
         log.info("doc %s: %r -> %r (target %r%s)", item["doc_id"], item["prompt"], item["output"], item["target"],
                  ", exact" if item["exact"] else "")
