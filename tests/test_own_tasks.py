@@ -367,3 +367,30 @@ def test_the_schema_takes_lm_evals_task_names():
     for option in ("tasks", "report_only"):
         assert evaluation[option]["items"]["pattern"] == f"^{tasks.NAME_PATTERN}$"
     assert re.fullmatch(tasks.NAME_PATTERN, "mmlu_pro-math.v2") and not re.fullmatch(tasks.NAME_PATTERN, "a/b")
+
+
+def test_a_task_with_several_filters_is_scored_per_filter(run, tmp_path, monkeypatch):
+    """lm-eval reports each metric per filter: a task with two names its metrics "metric,filter",
+    the headline is the first filter's first metric, and its items are that filter's."""
+    from workflow_scripts import evaluate
+
+    workdir, rows = run
+    folder = tmp_path / "filtered"
+    folder.mkdir()
+    (folder / "gen.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows["gen"]))
+    # "everything" keeps the line (the base model's answer to row 0 is its line: 1, 0); "nothing"
+    # keeps no character of it, so no answer matches (0, 0).
+    filters = ('filter_list:\n  - name: everything\n    filter: [{function: take_first}]\n'
+               '  - name: nothing\n    filter: [{function: regex, regex_pattern: "(§§§)"}, {function: take_first}]\n')
+    (folder / "gen.yaml").write_text(GEN_YAML.replace("own/gen.jsonl", str(folder / "gen.jsonl"))
+                                     .replace("task: own_gen", "task: own_filtered") + filters)
+    own = tasks.folder_tasks(str(folder))["own_filtered"]
+    assert own.metrics == ("exact_match,everything", "exact_match,nothing")
+    common = ["--model-dir", str(workdir / RUNS["base"]), "--task", "own_filtered", "--include-path", str(folder),
+              "--source", "local", "--batch-size", "4", "--threads", "1", "--dtype", "float32",
+              "--model-name", "tiny", "--data-name", "tiny-pool", "--run", "base"]
+    record = evaluate.main([*common, "--out", str(tmp_path / "a.json")])
+    assert (record["metric"], record["items"]["score"]) == ("exact_match,everything", [1.0, 0.0])
+    assert record["metrics"]["exact_match,nothing"] == 0.0
+    other = evaluate.main([*common, "--metric", "exact_match,nothing", "--out", str(tmp_path / "b.json")])
+    assert (other["score"], other["items"]["score"]) == (0.0, [0.0, 0.0])

@@ -61,7 +61,6 @@ GOLDP_LANGUAGES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finn
                    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}
 
 NUM_FEWSHOT = 0
-FILTER_SUFFIX = ",none"
 
 log = logging.getLogger("evaluate")
 
@@ -232,18 +231,16 @@ def _number(value) -> float | None:
 
 
 def collect_metrics(task_results: dict[str, Any]) -> dict[str, float | None]:
-    """Every "metric,filter" entry of lm-eval's per-task results, with the ",none" suffix removed.
+    """Every "metric,filter" entry of lm-eval's per-task results, named by the metric alone where
+    the task has one filter (",none" for the catalogue's; a folder's task may name its one filter
+    otherwise) and "metric,filter" where it has several (tasks.folder_tasks names them so).
 
     Bookkeeping entries (alias, name, sample_len) are left out; a value lm-eval could not compute
     (e.g. "N/A" for the stderr of a single item) becomes None.
     """
-    metrics = {}
-    for key, value in task_results.items():
-        if "," not in key:
-            continue
-        name = key[: -len(FILTER_SUFFIX)] if key.endswith(FILTER_SUFFIX) else key
-        metrics[name] = _number(value)
-    return metrics
+    entries = {key: value for key, value in task_results.items() if "," in key}
+    filters = {key.split(",", 1)[1] for key in entries}
+    return {(key.split(",", 1)[0] if len(filters) == 1 else key): _number(value) for key, value in entries.items()}
 
 
 def _n_effective(out: dict, task: str, fallback: int) -> int:
@@ -273,8 +270,10 @@ def language_metrics(out: dict, leaves: list[str]) -> tuple[dict[str, float | No
 
 def item_scores(samples: list[dict], metric: str) -> dict[str, list] | None:
     """The headline metric of each evaluated item, by lm-eval's doc_id (ascending); None if the
-    samples do not carry it."""
-    pairs = sorted((sample["doc_id"], _number(sample.get(metric))) for sample in samples)
+    samples do not carry it. A "metric,filter" headline reads that filter's samples."""
+    name, _, wanted = metric.partition(",")
+    pairs = sorted((sample["doc_id"], _number(sample.get(name))) for sample in samples
+                   if not wanted or sample.get("filter") == wanted)
     if not pairs or any(value is None for _, value in pairs):
         return None
     return {"doc_id": [doc_id for doc_id, _ in pairs], "score": [value for _, value in pairs]}

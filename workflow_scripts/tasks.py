@@ -206,6 +206,9 @@ def _folder_task(name: str, cfg: dict, folder: str, yaml_path: str) -> Task:
     output_type = cfg.get("output_type", "generate_until")  # lm-eval's TaskConfig default
     listed = [m.get("metric") for m in cfg.get("metric_list") or [] if isinstance(m, dict)]
     metrics = tuple(_metric_name(m) for m in listed if isinstance(m, str)) or DEFAULT_METRICS.get(output_type, ())
+    filters = [f.get("name") for f in cfg.get("filter_list") or [] if isinstance(f, dict)]
+    if len(filters) > 1:  # lm-eval reports each metric per filter: "metric,filter", the first filter's first
+        metrics = tuple(f"{metric},{name}" for name in filters for metric in metrics)
     data_files = _data_files(cfg)
     return Task(name, metrics[0] if metrics else "", SOURCES, f"{yaml_path}: {output_type}",
                 generative=output_type == "generate_until", folder=os.path.normpath(folder), folder_yaml=yaml_path,
