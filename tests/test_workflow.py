@@ -17,7 +17,7 @@ from conftest import ROOT, dry_runs, load_test_config, make_test_workdir, planne
 from option_changes import CHANGES
 from snakemake.utils import update_config, validate
 from workflow_scripts import option_classes, runs
-from workflow_scripts.option_classes import read_in
+from workflow_scripts.option_classes import plan_problems, read_in
 
 CONFIG = load_test_config()
 MODEL, DATASET = CONFIG["model"]["name"], CONFIG["data"]["name"]
@@ -286,25 +286,44 @@ def test_forked_dry_runs_plan_as_snakemake_does(workdir):
     assert "2.0 is greater than the maximum of 1" in forked["bad"].stdout + forked["bad"].stderr
 
 
-# Every option of the schema, changed alone: an operational one, or one that no rule reads in this
-# experiment (x-when), plans nothing; any other plans something, and every job it plans is a job of
-# a rule that reads it (x-reads) or follows one. The changes: option_changes.py.
-@pytest.mark.parametrize("path", sorted(CHANGES))
-def test_each_option_reruns_what_reads_it_and_nothing_else(option_plans, path):
-    option = OPTIONS[path]
+def changed_config(path: str) -> dict:
+    """The test experiment's config with the option's change laid over it, validated."""
     config = load_test_config()
     update_config(config, yaml.safe_load(CHANGES[path]))
     validate(config, str(ROOT / "schemas/config.schema.yaml"), set_default=True)
+    return config
+
+
+@pytest.fixture(scope="module")
+def option_dags(workdir, option_plans):
+    """path -> the rules with jobs in the changed config's whole DAG (a --forceall dry run), for each
+    option read whose x-reads rules the change did not all plan: whether those rules have jobs there."""
+    unplanned = [path for path in CHANGES if read_in(OPTIONS[path], changed_config(path))
+                 and set(OPTIONS[path].reads) - set(planned_jobs(option_plans[path]))]
+    dags = dry_runs(workdir, {path: ["--forceall", "--configfile", workdir / "config.yaml",
+                                     workdir / "changes" / f"{path}.yaml"] for path in unplanned})
+    return {path: set(planned_jobs(result)) - {"all"} for path, result in dags.items()}
+
+
+# Every option of the schema, changed alone: an operational one, or one that no rule reads in this
+# experiment (x-when), plans nothing; any other plans something, every job it plans is a job of a
+# rule that reads it (x-reads), whose jobs its values add (x-grid), or one that follows them, and
+# every x-reads rule with jobs in the changed config's DAG has some planned
+# (option_classes.plan_problems). The changes: option_changes.py.
+@pytest.mark.parametrize("path", sorted(CHANGES))
+def test_each_option_reruns_what_reads_it_and_nothing_else(option_plans, option_dags, path):
+    option = OPTIONS[path]
     result = option_plans[path]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    read = read_in(option, changed_config(path))
     planned = set(planned_jobs(result)) - {"all"}
-    if not read_in(option, config):
-        assert not planned, f"{path} ({option.operational or 'not read here'}) plans {planned_jobs(result)}"
-        assert "Nothing to be done" in result.stdout + result.stderr
-    else:
-        roots = planned_roots(result.stdout)
+    roots = planned_roots(result.stdout) if planned else set()
+    if read:
         assert planned and roots, f"{path} reads {option.reads} and plans nothing"
-        assert roots <= set(option.reads), f"{path} reads {option.reads}, yet {roots - set(option.reads)} rerun"
+    else:
+        assert "Nothing to be done" in result.stdout + result.stderr, f"{path}: {planned_jobs(result)}"
+    problems = plan_problems(option, read, planned, roots, option_dags.get(path, planned))
+    assert not problems, "; ".join(problems)
 
 
 @pytest.mark.parametrize("run,allowed", [

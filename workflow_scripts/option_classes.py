@@ -5,13 +5,17 @@
   where those rules read it at all (an option of one pool, one task, one partition rule): elsewhere
   a change reruns nothing. A list of values means any of them (for a list option: it holds one of
   them), `{not: value}` any other value, and a list of such mappings any of the mappings.
+- `x-grid: [rule, ...]`: the option's values are a dimension of the DAG (a run's method, rho or
+  seed; a task): each value has jobs of those rules, so a value added plans its jobs and a value
+  dropped drops them, while the jobs of the values kept stay as they are. A grid option names the
+  rules that read its whole list (the tables) as x-reads.
 - `x-operational: why`: performance, trackers, resources, checks that only accept or refuse. The
   rules pass these as params Snakemake does not record (rules/resources.smk, Operational), so a
   change reruns nothing.
 
 An annotation on a section covers every key below it (`resources`). tests/test_option_classes.py
 refuses a schema leaf with neither, and tests/test_workflow.py checks every one against the plan
-Snakemake makes on the test experiment.
+Snakemake makes on the test experiment (`plan_problems`).
 """
 from __future__ import annotations
 
@@ -24,10 +28,11 @@ class Option:
     reads: tuple[str, ...] = ()  # the rules whose artifacts it changes (empty: operational)
     operational: str | None = None  # why it changes no artifact
     when: dict | list = field(default_factory=dict)
+    grid: tuple[str, ...] = ()  # the rules whose jobs its values add or drop
 
     @property
     def classified(self) -> bool:
-        return bool(self.reads) != (self.operational is not None)
+        return bool(self.reads or self.grid) != (self.operational is not None)
 
 
 def options(schema: dict) -> dict[str, Option]:
@@ -36,10 +41,10 @@ def options(schema: dict) -> dict[str, Option]:
     found = {}
 
     def walk(node: dict, path: str) -> None:
-        annotated = "x-reads" in node or "x-operational" in node
+        annotated = any(f"x-{name}" in node for name in ("reads", "grid", "operational"))
         if path and (annotated or "properties" not in node):
             found[path] = Option(path, tuple(node.get("x-reads", ())), node.get("x-operational"),
-                                 node.get("x-when", {}))
+                                 node.get("x-when", {}), tuple(node.get("x-grid", ())))
             return
         for key, child in node["properties"].items():
             walk(child, f"{path}.{key}" if path else key)
@@ -67,8 +72,28 @@ def matches(value, wanted) -> bool:
 def read_in(option: Option, config: dict) -> bool:
     """Whether some rule reads the option under this (validated) config."""
     cases = option.when if isinstance(option.when, list) else [option.when]
-    return bool(option.reads) and any(all(matches(value_at(config, path), wanted) for path, wanted in case.items())
-                                      for case in cases)
+    return bool(option.reads or option.grid) and any(
+        all(matches(value_at(config, path), wanted) for path, wanted in case.items()) for case in cases)
+
+
+def plan_problems(option: Option, read: bool, planned: set[str], entered: set[str], dag: set[str]) -> list[str]:
+    """How the plan Snakemake made for a change of `option` alone contradicts the option's class
+    (none: it agrees). `read`: whether the changed config reads the option (`read_in`); `planned`: the
+    rules of the planned jobs; `entered`: those of the planned jobs that no other planned job feeds,
+    where the change enters the plan; `dag`: the rules that have jobs in the changed config's DAG
+    (`planned` itself will do where every x-reads rule is planned). Both directions: a rule entered
+    that the class does not name, and a rule the class names (x-reads) with jobs in the DAG that the
+    change leaves as they are."""
+    if not read:
+        return [f"{option.path} ({option.operational or 'not read here'}) plans {sorted(planned)}"] if planned else []
+    if not planned:
+        return [f"{option.path} reads {list(option.reads)} and plans nothing"]
+    problems = []
+    if outside := entered - set(option.reads) - set(option.grid):
+        problems.append(f"{option.path} reads {list(option.reads)}, yet {sorted(outside)} rerun")
+    if unplanned := (set(option.reads) & dag) - planned:
+        problems.append(f"{option.path} names {sorted(unplanned)} in x-reads, yet the change reruns none of their jobs")
+    return problems
 
 
 def section(schema_options: dict[str, Option], config: dict, name: str, *, operational: bool) -> dict:
