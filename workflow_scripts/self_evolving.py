@@ -72,15 +72,16 @@ def main(argv=None):
     base = loss_table(args.base_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
     reference = loss_table(args.reference_model, chunk, max_batch_tokens=args.max_batch_tokens, dtype=args.dtype)
     influence = influence_table(chunk, base, reference)
-    positive, stats = partition(influence, args.rho, score=args.score)
+    # Global scope, top rho: the rounds have no scope option (runs.py, their label has none).
+    chunk_partition, stats = partition(influence, args.rho, score=args.score)
     out = Path(args.out)
     if int(os.environ.get("RANK", "0")) == 0:
         write_parquet(out / "influence.parquet", influence)
-        write_parquet(out / "partition.parquet", positive)
+        write_parquet(out / "partition.parquet", chunk_partition)
         write_json(out / "partition.json", {**stats, "round": args.round, "rounds": args.rounds})
     log.info("round %d: %d positive, %d negative tokens", args.round, stats["n_positive"], stats["n_negative"])
 
-    trainer, summary = train(args.start_model, chunk, positive, objective_from_args(args, SELF_EVOLVING),
+    trainer, summary = train(args.start_model, chunk, chunk_partition, objective_from_args(args, SELF_EVOLVING),
                              train_config_from_args(args), args.work_dir, base_losses=base, **tracker_settings(args))
     save_run(trainer, summary, str(out / "model"), args.out_log, args.work_dir)
 
