@@ -3,7 +3,7 @@
 What each task is, which sources run it and what it reads: the catalogue, workflow_scripts/tasks.py.
 Two sources of task data (`--source`):
 
-- `local`: offline. Our tasks (boolq, boolq_short, asdiv, logiqa) use their YAML in
+- `local`: offline. Our tasks (boolq, boolq_short, asdiv, logiqa, number_words, clock_24h) use their YAML in
   `workflow_scripts/eval_tasks/` (copies of lm-eval's own, or variants of them that say why), reading
   the local JSONL given by `--data` (workflow_scripts/eval_sets.py's formats). truthfulqa_mc1/mc2 use
   lm-eval's stock YAML and utils unchanged, only pointed at a local JSONL of rows shaped like the
