@@ -64,3 +64,16 @@ def test_what_the_schema_cannot_say_is_checked_before_any_job(tmp_path, change, 
     result = dry_run(tmp_path, change)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def test_every_key_of_the_default_config_is_commented():
+    """config.yaml says what each value is (the README promises it): every key that holds a value
+    has a comment on its line or on the line above it; a section's keys speak for the section."""
+    import re
+
+    lines = (ROOT / "config.yaml").read_text().splitlines()
+    silent = [line for above, line in zip(["#", *lines], lines)
+              if re.match(r"\s*[\w-]+:\s*[^\s#]", line) and "#" not in line and not above.lstrip().startswith("#")]
+    assert not silent, silent
+    keys = [line for line in lines if re.match(r"\s*[\w-]+:", line)]
+    assert len(keys) >= 80  # every key of the file was looked at
