@@ -138,8 +138,10 @@ def influence_table(tokenizer, with_corrupted=True, corrupted=None):
 
 
 def write_partition(path, table, positive):
+    """A partition file as partition.py writes it: every token positive or negative."""
+    negative = pa.compute.invert(pa.array(positive, pa.bool_()))
     pq.write_table(pa.table({"example_id": table["example_id"], "position": table["position"],
-                             "positive": positive}), path)
+                             "positive": positive, "negative": negative}), path)
     return str(path)
 
 
@@ -237,7 +239,8 @@ def test_a_partition_of_other_tokens_is_refused(tmp_path, tokenizer):
     table = influence_table(tokenizer)
     pq.write_table(table, tmp_path / "influence.parquet")
     moved = pa.table({"example_id": table["example_id"],
-                      "position": pa.array([5, 6, 9, 8, 3, 4, 5], pa.int32()), "positive": [True] * 7})
+                      "position": pa.array([5, 6, 9, 8, 3, 4, 5], pa.int32()), "positive": [True] * 7,
+                      "negative": [False] * 7})
     pq.write_table(moved, tmp_path / "moved.parquet")
     pq.write_table(moved.slice(0, 6), tmp_path / "short.parquet")
     common = (str(tmp_path / "influence.parquet"), "unused")
@@ -247,9 +250,14 @@ def test_a_partition_of_other_tokens_is_refused(tmp_path, tokenizer):
         run(*common, {"p": str(tmp_path / "moved.parquet")}, *outputs, tokenizer=tokenizer)
     with pytest.raises(InputError, match=r"short.parquet \(partition 'q'.*: 6 tokens, expected 7"):
         run(*common, {"q": str(tmp_path / "short.parquet")}, *outputs, tokenizer=tokenizer)
-    pq.write_table(moved.drop_columns(["positive"]), tmp_path / "keys.parquet")
+    pq.write_table(moved.drop_columns(["positive", "negative"]), tmp_path / "keys.parquet")
     with pytest.raises(InputError, match=r"keys.parquet: partition 'k' is missing column.s. positive"):
         run(*common, {"k": str(tmp_path / "keys.parquet")}, *outputs, tokenizer=tokenizer)
+    # a partition without its negatives is refused, not read as "every token not positive"
+    pq.write_table(table.select(["example_id", "position"]).append_column("positive", pa.array([True] * 7)),
+                   tmp_path / "positive-only.parquet")
+    with pytest.raises(InputError, match=r"positive-only.parquet: partition 'n' is missing column.s. negative"):
+        run(*common, {"n": str(tmp_path / "positive-only.parquet")}, *outputs, tokenizer=tokenizer)
     assert not (tmp_path / "audit.json").exists() and not (tmp_path / "audit.png").exists()
 
 

@@ -87,7 +87,7 @@ def test_training_masks_follow_the_partition():
     tokens = tokens_table()
     keys = response_tokens(tokens)
     part = pa.table({"example_id": keys["example_id"], "position": keys["position"],
-                     "positive": [True, False, False, True]})
+                     "positive": [True, False, False, True], "negative": [False, True, True, False]})
     positive, negative = token_masks(tokens, part)
     assert positive.to_pylist() == [[False, False, True, False], [False, False, True]]
     assert negative.to_pylist() == [[False, False, False, True], [False, True, False]]
@@ -99,7 +99,7 @@ def test_training_masks_follow_the_partition():
 def test_training_refuses_a_partition_of_other_data():
     tokens = tokens_table()
     part = pa.table({"example_id": ["e1", "e1", "e2", "e9"], "position": [2, 3, 1, 2],
-                     "positive": [True, False, False, True]})
+                     "positive": [True, False, False, True], "negative": [False, True, True, False]})
     with pytest.raises(InputError, match=r"partition: column 'example_id' differs .* at token 3"):
         token_masks(tokens, part)
 
@@ -260,3 +260,25 @@ def test_partition_command_line(tmp_path):
     with pytest.raises(SystemExit):
         partition_stage.main(["--influence", str(tmp_path / "influence.parquet"), "--scope", "global",
                               "--out", str(tmp_path / "c.parquet"), "--out-stats", str(tmp_path / "c.json")])
+
+
+def test_a_partition_file_is_read_with_its_negatives_or_refused(tmp_path):
+    """Every reader of a partition file (training, the noise audit, the token page) reads it through
+    read_partition: a band's negatives as written, and a file without the column refused by name."""
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.token_table import read_partition
+
+    tokens = tokens_table()
+    keys = response_tokens(tokens)
+    band = pa.table({"example_id": keys["example_id"], "position": keys["position"],
+                     "positive": [True, False, False, True], "negative": [False, False, True, False]})
+    pq.write_table(band, tmp_path / "band.parquet")
+    positive, negative = token_masks(tokens, read_partition(str(tmp_path / "band.parquet")))
+    assert positive.to_pylist() == [[False, False, True, False], [False, False, True]]
+    assert negative.to_pylist() == [[False, False, False, False], [False, True, False]]  # e1's position 3: neither
+    pq.write_table(band.drop_columns(["negative"]), tmp_path / "old.parquet")
+    with pytest.raises(InputError, match=r"old.parquet: partition is missing column.s. negative .*--forcerun"):
+        read_partition(str(tmp_path / "old.parquet"))
+    with pytest.raises(InputError, match=r"nothing.parquet: cannot read Parquet table"):
+        read_partition(str(tmp_path / "nothing.parquet"))

@@ -78,7 +78,8 @@ def npo_inputs(tokens, tiny_model_dir):
     write_parquet(tokens.parent / "base.parquet", base)
     positive = pa.array([i % 2 == 0 for i in range(base.num_rows)])
     write_parquet(tokens.parent / "partition.parquet", base.select(["example_id", "position"]).append_column(
-        "positive", positive))
+        "positive", positive).append_column(
+        "negative", pa.array([i % 2 == 1 for i in range(base.num_rows)])))
     return tokens.parent / "base.parquet", tokens.parent / "partition.parquet"
 
 

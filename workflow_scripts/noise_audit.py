@@ -30,22 +30,20 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 from workflow_scripts.files import InputError, atomic_path, read_jsonl, run_main, setup_logging, write_json  # noqa: E402
 from workflow_scripts.runs import LEARNT_SCORES  # noqa: E402
 from workflow_scripts.token_scores import DEFINITIONS, token_score  # noqa: E402
-from workflow_scripts.token_table import check_same_tokens, dictionary_codes, read_table  # noqa: E402
+from workflow_scripts.token_table import (check_same_tokens, dictionary_codes, read_partition,  # noqa: E402
+                                          read_table, table_columns)
 
 log = setup_logging("noise_audit")
 
 AUROC_DEFINITION = ("P(score of a random corrupted token < score of a random clean token) + 0.5 P(tie): "
                     "1 = the lowest-scored tokens are exactly the corrupted ones, 0.5 = chance, below 0.5 = inverted")
 INFLUENCE_COLUMNS = ("example_id", "position", "token_id", "loss_base", "loss_ref", "influence")
-PARTITION_COLUMNS = ("example_id", "position", "positive")
 POOLED = "all"  # the stratum of every token
-TOKEN_SETS = ("response", "answer")
 
 
 # ---------------------------------------------------------------- inputs
@@ -70,13 +68,6 @@ def read_influence(path: str) -> tuple[pa.Table, np.ndarray, str | None]:
     # A null flag (a token table that did not record noise for that row) counts as clean.
     corrupted = table["corrupted"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
     return table, corrupted, None if corrupted.any() else "the `corrupted` column is all false"
-
-
-def table_columns(path: str) -> list[str]:
-    try:
-        return pq.read_schema(path).names
-    except (OSError, pa.ArrowInvalid) as err:
-        raise InputError(f"{path}: cannot read Parquet table: {err}") from None
 
 
 def token_strata(table: pa.Table, data_path: str | None) -> np.ndarray | None:
@@ -112,16 +103,11 @@ def parse_partition_specs(specs: list[str]) -> dict[str, str]:
 
 
 def read_negative(influence: pa.Table, label: str, path: str) -> np.ndarray:
-    """The negative mask of a partition whose tokens are the influence table's, in its order."""
-    missing = [c for c in PARTITION_COLUMNS if c not in table_columns(path)]
-    if missing:
-        raise InputError(f"{path}: partition {label!r} is missing column(s) {', '.join(missing)}")
-    columns = list(PARTITION_COLUMNS) + (["negative"] if "negative" in table_columns(path) else [])
-    table = read_table(path, columns=columns)
+    """The negative mask of a partition whose tokens are the influence table's, in its order (a band
+    leaves some tokens neither positive nor negative)."""
+    table = read_partition(path, f"partition {label!r}")
     check_same_tokens(influence, table, f"{path} (partition {label!r}, against the influence table)")
-    if "negative" in columns:  # a band leaves some tokens neither positive nor negative
-        return table["negative"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-    return ~table["positive"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    return table["negative"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def load_tokenizer(model_dir: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts.files import atomic_path, run_main, setup_logging
-from workflow_scripts.token_table import IGNORE_INDEX, read_table
+from workflow_scripts.token_table import IGNORE_INDEX, read_partition, read_table
 
 log = setup_logging("token_page")
 
@@ -106,7 +106,7 @@ def main(argv=None):
 
     stats_path = Path(args.partition).with_suffix(".json")
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
-    page = render(read_table(args.tokens), read_table(args.influence), read_table(args.partition),
+    page = render(read_table(args.tokens), read_table(args.influence), read_partition(args.partition),
                   AutoTokenizer.from_pretrained(args.model_dir), args.examples, stats)
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")

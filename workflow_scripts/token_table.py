@@ -195,18 +195,38 @@ def token_masks(tokens: pa.Table, partition: pa.Table | None) -> tuple[pa.Array,
     """Per-example boolean lists aligned with `labels`: (positive, negative).
 
     Without a partition every response token is positive (plain SFT). A partition's `negative`
-    column marks what is forgotten (a band leaves tokens neither positive nor negative); a
-    partition without one (written before bands existed) forgets every response token not positive.
+    column marks what is forgotten (a band leaves tokens neither positive nor negative).
     """
     scored = scored_tokens(tokens)  # once, for the response mask and the partition's check
     if partition is None:
         return _spread(scored.offsets, scored.mask), _spread(scored.offsets, np.zeros_like(scored.mask))
     positive = _scatter(tokens, scored, partition, "positive", "partition", False)
-    if "negative" in partition.column_names:
-        negative = _scatter(tokens, scored, partition, "negative", "partition", False, check=False) & ~positive
-    else:
-        negative = ~positive
+    negative = _scatter(tokens, scored, partition, "negative", "partition", False, check=False) & ~positive
     return _spread(scored.offsets, positive), _spread(scored.offsets, scored.mask & negative)
+
+
+def table_columns(path: str) -> list[str]:
+    """The column names of a Parquet file, read from its footer alone."""
+    try:
+        return pq.read_schema(path).names
+    except (OSError, pa.ArrowInvalid) as err:
+        raise InputError(f"{path}: cannot read Parquet table: {err}") from None
+
+
+# What every partition file holds (workflow_scripts/partition.py writes them all, random ones too).
+PARTITION_COLUMNS = ("example_id", "position", "positive", "negative")
+
+
+def read_partition(path: str, what: str = "partition") -> pa.Table:
+    """A partition file, refused (an InputError naming it) where a column is missing: every reader
+    takes its `negative` column as written, never derives it from `positive` (a band's middle is
+    neither)."""
+    missing = [c for c in PARTITION_COLUMNS if c not in table_columns(path)]
+    if missing:
+        raise InputError(f"{path}: {what} is missing column(s) {', '.join(missing)} (workflow_scripts/partition.py "
+                         "writes them all; a file from an older version: rerun it, snakemake --forcerun partition "
+                         "random_partition)")
+    return read_table(path, columns=list(PARTITION_COLUMNS))
 
 
 def read_table(path: str, columns=None) -> pa.Table:

@@ -15,7 +15,7 @@ import argparse
 from workflow_scripts import runs
 from workflow_scripts.files import InputError, run_main
 from workflow_scripts.modeling import set_threads
-from workflow_scripts.token_table import read_table
+from workflow_scripts.token_table import read_partition, read_table
 from workflow_scripts.training import (add_objective_arguments, add_train_arguments, objective_from_args,
                                        save_run, tracker_settings, train, train_config_from_args)
 
@@ -47,7 +47,7 @@ def main(argv=None):
     npo = objective.forget_loss == runs.NPO  # set for the forget family only
     if npo and not args.base_losses:
         raise InputError(f"method {args.method!r} with --forget-loss {runs.NPO} needs --base-losses")
-    partition = read_table(args.partition) if partitioned else None
+    partition = read_partition(args.partition) if partitioned else None
     reference_losses = read_table(args.reference_losses) if selective else None
     base_losses = read_table(args.base_losses) if npo else None
     trainer, summary = train(args.model_dir, read_table(args.tokens), partition, objective,
