@@ -135,3 +135,40 @@ def test_gradient_checkpointing_trains_the_same_weights(tiny_model_dir, tokens, 
     assert (weights[False][name] != 0).any()  # training moved the weights (B starts at 0; dropout 0.1 on)
     for key in weights[False]:
         np.testing.assert_allclose(weights[True][key], weights[False][key], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- option types
+
+def test_each_training_option_reads_the_type_its_field_declares():
+    """add_train_arguments takes each option's type from TrainConfig's declaration (typing), not from
+    the text of its annotation: what the rules pass reads back as the dataclass holds it."""
+    from dataclasses import dataclass, fields
+
+    from workflow_scripts.training import TrainConfig, add_train_arguments, option_types
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args([*train_args(max_grad_norm="0.5"), "--out-log", "log.json"])
+    declared = option_types()
+    assert {name: declared[name] for name in ("lora_r", "lora_alpha", "lora_target_modules", "shuffle",
+                                              "max_grad_norm")} == \
+        {"lora_r": int, "lora_alpha": float, "lora_target_modules": str, "shuffle": bool, "max_grad_norm": float}
+    for field in fields(TrainConfig):
+        assert type(getattr(args, field.name)) is declared[field.name], field.name
+    assert parser.parse_args([*train_args(max_grad_norm=None), "--out-log", "x"]).max_grad_norm is None
+    with pytest.raises(SystemExit):  # an int field refuses what is not one
+        parser.parse_args([*train_args(lora_r="4.5"), "--out-log", "x"])
+
+    @dataclass
+    class Declared:
+        steps: int | None
+        rate: float
+
+    assert option_types(Declared) == {"steps": int, "rate": float}
+
+    @dataclass
+    class Listed:
+        names: list[str]
+
+    with pytest.raises(TypeError, match=r"Listed.names: list\[str\] is not a type a command-line option reads"):
+        option_types(Listed)

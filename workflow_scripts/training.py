@@ -174,24 +174,42 @@ class ForgettingTrainer(Trainer):
         super().log(logs, start_time)
 
 
+def option_types(config_class=TrainConfig) -> dict[str, type]:
+    """field -> the type its command-line option reads: the type the dataclass declares, and for
+    `float | None` (an option that may be left out) the float."""
+    import types
+    import typing
+
+    out = {}
+    for name, declared in typing.get_type_hints(config_class).items():  # the annotations are strings (__future__)
+        if isinstance(declared, types.UnionType) or typing.get_origin(declared) is typing.Union:
+            kinds = [kind for kind in typing.get_args(declared) if kind is not type(None)]
+            declared = kinds[0] if len(kinds) == 1 else declared
+        if declared not in (bool, int, float, str):
+            raise TypeError(f"{config_class.__name__}.{name}: {declared} is not a type a command-line option reads "
+                            "(bool, int, float or str, or one of them or None)")
+        out[name] = declared
+    return out
+
+
 def add_train_arguments(parser) -> None:
     """One command-line option per TrainConfig field (--learning-rate, --lora-r, --shuffle or
     --no-shuffle, ...); those the config holds are required (the rules always pass them), the
     others keep their fixed values."""
     import argparse
-    from dataclasses import MISSING
+    from dataclasses import MISSING, fields
 
-    for name, field in TrainConfig.__dataclass_fields__.items():
-        flag = "--" + name.replace("_", "-")
-        if field.type == "bool":
+    kinds = option_types(TrainConfig)
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = kinds[field.name]
+        if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, required=field.default is MISSING,
                                 default=None if field.default is MISSING else field.default)
+        elif field.default is MISSING:
+            parser.add_argument(flag, type=kind, required=True)
         else:
-            kind = {"int": int, "float": float, "float | None": float}.get(field.type, str)
-            if field.default is MISSING:
-                parser.add_argument(flag, type=kind, required=True)
-            else:
-                parser.add_argument(flag, type=kind, default=field.default)
+            parser.add_argument(flag, type=kind, default=field.default)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--out-log", required=True, help="training log JSON (steps, losses, lambda)")
     parser.add_argument("--run-name", default=None, help="the run's name in the tracker (its label)")
