@@ -221,5 +221,8 @@ def test_every_default_of_the_schema_typed_on_the_command_line_reads_back(path, 
         typed = {name: str(value) for name, value in default.items()}
     else:
         typed = "null" if default is None else str(default)
-    read = coerce({section: {key: typed}}, SCHEMA)[section][key]
+    if key:
+        read = coerce({section: {key: typed}}, SCHEMA)[section][key]
+    else:  # a top-level option (experiments, published)
+        read = coerce({section: typed}, SCHEMA)[section]
     assert read == default and type(read) is type(default)
