@@ -48,6 +48,21 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def chat_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with a chat template in its tokenizer (the tiny tokenizer has none)."""
+    from transformers import AutoTokenizer
+
+    from workflow_scripts.tokenize_data import TULU_TEMPLATE
+
+    directory = tmp_path_factory.mktemp("chat-model")
+    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.chat_template = TULU_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 # ---------------------------------------------------------------- the test experiment
 
 def load_test_config() -> dict:

@@ -165,23 +165,6 @@ def test_the_task_asks_what_training_teaches(tmp_path):
     assert all(re.fullmatch(r"\d\d:\d\d", task.doc_to_target(doc)) for doc in docs)
 
 
-@pytest.fixture(scope="module")
-def chat_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with a chat template in its tokenizer (as in tests/test_evaluate.py)."""
-    import shutil
-
-    from transformers import AutoTokenizer
-
-    from workflow_scripts.tokenize_data import TULU_TEMPLATE
-
-    directory = tmp_path_factory.mktemp("chat-model")
-    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    tokenizer.chat_template = TULU_TEMPLATE
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 def test_the_chat_template_scores_the_answers_own_tokens(chat_model_dir, tmp_path, monkeypatch):
     """As number_words in the chat template: every request scores the time's own tokens, never the
     template's newline before it, and acc is over the held-out items asked."""

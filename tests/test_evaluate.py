@@ -355,23 +355,6 @@ def test_boolq_short_reads_boolqs_rows_and_checks_them_as_boolq(tiny_model_dir, 
         main(_args(tiny_model_dir, "boolq_short", data, tmp_path / "o.json"))
 
 
-@pytest.fixture(scope="module")
-def chat_model_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny model with a chat template in its tokenizer (the tiny tokenizer has none)."""
-    import shutil
-
-    from transformers import AutoTokenizer
-
-    from workflow_scripts.tokenize_data import TULU_TEMPLATE
-
-    directory = tmp_path_factory.mktemp("chat-model")
-    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    tokenizer.chat_template = TULU_TEMPLATE
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 @pytest.mark.parametrize("flag, applied", [([], False), (["--chat-template"], True)])
 def test_chat_template_reaches_lm_eval(flag, applied, chat_model_dir, eval_dir, cache_dir, tmp_path, monkeypatch):
     """--chat-template is lm-eval's apply_chat_template (lm-eval renders the prompts), and is recorded."""
