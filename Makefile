@@ -102,15 +102,16 @@ study-number-words: setup
 
 # The map (configs/map/): when forgetting helps, per task family, noise rate and partition rule. One
 # DAG: configs/map/all.yaml lists every noise setting with its layers (the oracle's cells, the
-# conclusion's seeds, the abstaining estimated share) as experiments; then the map's table and figure,
-# results/map.md and results/map.png (copied to docs/figures/). MAP=another experiments file runs
-# another selection of the same cells (configs/map/first-seed.yaml: seed 1 of each, the cut when
-# compute runs out).
+# conclusion's seeds, the abstaining estimated share) as experiments; then the map's table and figure
+# of the same file, results/map.md and results/map.png (copied to docs/figures/). MAP=another
+# experiments file runs and tabulates another selection of the same cells
+# (configs/map/label-free.yaml: the cells the README's conclusion rests on;
+# configs/map/first-seed.yaml: seed 1 of each, the cut when compute runs out).
 MAP ?= configs/map/all.yaml
 MAP_LAYERS := config.yaml configs/number-words-study/common.yaml configs/map/common.yaml
 map: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --configfile $(MAP_LAYERS) $(MAP)
-	$(PY) scripts/map.py configs/map/all.yaml --out-md results/map.md --out-figure results/map.png
+	$(PY) scripts/map.py $(MAP) --out-md results/map.md --out-figure results/map.png
 	cp results/map.png docs/figures/map.png
 
 # The README's figures, copied from the default experiment's run (after `make run`): the README's

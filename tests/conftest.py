@@ -23,7 +23,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 # The modules that wait longest, first: `make test` runs the modules on parallel workers, a module on
 # one worker (pytest-xdist's --dist loadfile), in this order. The cluster's jobs mostly wait for
 # SLURM's status checks, so the other workers' tests run beside them.
-SLOWEST_FIRST = ["test_slurm.py", "test_slurm_retries.py", "test_workflow.py", "test_offline.py"]
+SLOWEST_FIRST = ["test_slurm.py", "test_slurm_retries.py", "test_workflow.py", "test_offline.py",
+                 "test_own_tasks.py", "test_noise_share.py"]
 
 
 def pytest_collection_modifyitems(items):

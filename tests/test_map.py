@@ -2,6 +2,7 @@
 from the runs' own score, partition and decoding files, every missing run named."""
 import importlib.util
 import json
+import re
 import shutil
 
 from conftest import ROOT, planned_jobs, user_snakemake
@@ -57,6 +58,15 @@ def test_the_whole_map_is_one_dag():
                  "clock-24h-noise0.3/smollm2-135m-instruct/forget/estimated-reference_loss-npo1-linear/seed5",
                  "clock-24h-noise0.5/smollm2-135m-instruct/forget/below0-oracle-npo1-linear/seed4"):
         assert f"results/{path}/model" in result.stdout, path
+    # configs/map/label-free.yaml, the conclusion's cells alone: at each of the 5 settings, sft, the
+    # abstaining share's 4 cells and the oracle's 3, five seeds (the oracle three at noise 0, where it
+    # marks nothing); every one of them a run of all.yaml
+    label_free = user_snakemake("--dry-run", "--forceall", "--configfile", *LAYERS[:3],
+                                ROOT / "configs/map/label-free.yaml")
+    assert label_free.returncode == 0, label_free.stdout[-3000:] + label_free.stderr[-3000:]
+    assert planned_jobs(label_free)["train_final"] == 5 * 5 * (1 + 4 + 3) - 2 * 3 == 194
+    models = set(re.findall(r"results/\S+/seed\d/model\b", label_free.stdout))
+    assert len(models) == 194 and models <= set(re.findall(r"results/\S+/seed\d/model\b", result.stdout))
 
 
 def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypatch):
