@@ -73,7 +73,7 @@ def partition_counts(directory: Path, run: runs.Run) -> dict:
     negative, hit, marked = stats.get("n_negative"), stats.get("n_corrupted_negative"), stats.get("n_corrupted")
     if negative is None:
         return {}
-    return {"negatives": negative,
+    return {"negatives": negative, "all_positive": negative == 0 and stats.get("n_neither") == 0,
             "precision": hit / negative if negative and hit is not None else math.nan,
             "recall": hit / marked if marked and hit is not None else math.nan}
 
@@ -82,11 +82,18 @@ def setting_table(entries: list[list[str]]) -> tuple[pd.DataFrame, list[str], di
     directory, grid, task = setting_runs(entries)
     labels = ["base", *(run.label for run in grid)]
     paths = {label: directory / label / "scores" / f"{task}.json" for label in labels}
-    missing = [label for label, path in paths.items() if not path.is_file()]
+    # A partition with every token positive (the rule abstained; the oracle where nothing is noise) makes
+    # ignore's and forget's loss sft's, so such a run computes sft's adapter byte for byte
+    # (tests/test_training_options.py): named apart from the runs still to run, never given scores.
+    empty = {run.label for run in grid if run.method != runs.RANDOM and partition_counts(directory, run).get(
+        "all_positive")}
+    missing = [label for label, path in paths.items() if not path.is_file() and label not in empty]
+    as_sft = [label for label, path in paths.items() if not path.is_file() and label in empty]
     found = [path for path in paths.values() if path.is_file()]
+    extra = {"directory": directory, "answers": {}, "task": task, "as_sft": as_sft}
     if not found:  # nothing of this setting has run yet: every run is listed as missing
-        empty = pd.DataFrame(columns=["method", "variant", "seeds", "negatives", "precision", "recall"])
-        return empty, missing, {"directory": directory, "answers": {}, "task": task}
+        table = pd.DataFrame(columns=["method", "variant", "seeds", "negatives", "precision", "recall"])
+        return table, missing, extra
     long = read_scores(found)
     summary = by_method(summary_table(long), long)
     counts = {}
@@ -95,12 +102,11 @@ def setting_table(entries: list[list[str]]) -> tuple[pd.DataFrame, list[str], di
     for key in ("negatives", "precision", "recall"):
         summary[key] = [pd.Series([c.get(key, math.nan) for c in counts.get((r.method, r.variant), [{}])]).mean()
                         for r in summary.itertuples()]
-    answers = {}
     for label in labels:
         path = directory / label / "decodings" / f"{task}.json"
         if path.is_file():
-            answers[label] = json.loads(path.read_text())["items"]
-    return summary, missing, {"directory": directory, "answers": answers, "task": task}
+            extra["answers"][label] = json.loads(path.read_text())["items"]
+    return summary, missing, extra
 
 
 def cell(value: float, digits: int = 3, sign: bool = False) -> str:
@@ -126,6 +132,9 @@ def markdown(setting: str, summary: pd.DataFrame, missing: list[str], extra: dic
                              rows, 3), ""]
     if missing:
         lines += [f"Missing (not run, or cut): {', '.join(f'`{m}`' for m in missing)}.", ""]
+    if extra["as_sft"]:
+        lines += ["Not run: their partition has no negatives, so their loss is sft's and their adapter sft's of the "
+                  f"same seed: {', '.join(f'`{m}`' for m in extra['as_sft'])}.", ""]
     first = {label: items[:4] for label, items in extra["answers"].items()
              if label.endswith("seed1") or label == "base"}
     if first:
@@ -157,10 +166,13 @@ def overview(tables: dict) -> list[str]:
                 halves = [cell(row[f"{column}_delta_sft{key}"], 2) for key in ("_ci95", "_items_ci95")]
                 text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} [±{halves[0] or '–'}, ±{halves[1] or '–'}]" \
                     f" ({r.seeds})"
+                if r.negatives == 0:  # every token positive (partition_counts): sft's loss, sft's adapter
+                    text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} (no negatives: sft's runs; {r.seeds})"
             cells.setdefault((r.method, r.variant), {})[name] = text
     rows = [[method, variant, *(by_setting.get(name, "") for name in tables)]
             for (method, variant), by_setting in cells.items() if method != "base"]
-    return ["Accuracy − sft per cell [95% half-widths over seeds, over items] (seeds):", "",
+    return ["Accuracy − sft per cell [95% half-widths over seeds, over items] (seeds); a cell whose partition has no "
+            "negatives trains sft's loss, so it ran one seed and its runs are sft's:", "",
             *markdown_table(["method", "variant", *tables], rows, 2), ""]
 
 

@@ -97,6 +97,9 @@ def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypat
     (experiment / "below0-oracle").mkdir()
     (experiment / "below0-oracle/partition.json").write_text(json.dumps(
         {"n_negative": 50, "n_corrupted_negative": 40, "n_corrupted": 80}))
+    (experiment / "estimated").mkdir()  # the estimated share abstained: every token positive
+    (experiment / "estimated/partition.json").write_text(json.dumps(
+        {"n_negative": 0, "n_neither": 0, "n_corrupted_negative": 0, "n_corrupted": 80}))
     out_md, out_png = tmp_path / "map.md", tmp_path / "map.png"
     map_script.main(["configs/map/toy-map.yaml", "--out-md", str(out_md), "--out-figure", str(out_png)])
     text = out_md.read_text()
@@ -108,5 +111,10 @@ def test_the_map_table_reads_every_run_and_names_the_missing(tmp_path, monkeypat
     assert ("Missing (not run, or cut): " in text and "`ignore/rho0.9/seed3`" in text
             and "`random/rho0.7-random-npo1-linear/seed1`" in text
             and "`forget/below0-oracle-npo1-linear/seed5`" in text)  # the conclusion's seeds too
+    # ... but a run whose partition has no negatives is sft's by construction: named apart, not missing
+    missing, not_run = text.split("Missing (not run, or cut): ")[1].split("\n")[0], \
+        text.split("Not run: their partition has no negatives")[1].split("\n")[0]
+    assert "`ignore/estimated/seed3`" in not_run and "`forget/estimated-npo1-linear/seed1`" in not_run
+    assert "estimated/" not in missing and "rho0.9" not in not_run
     assert "| `forget/below0-oracle-npo1-linear/seed1` | `318` |" in text and "| `base` | `31` |" in text
     assert out_png.stat().st_size > 10_000

@@ -172,3 +172,31 @@ def test_each_training_option_reads_the_type_its_field_declares():
 
     with pytest.raises(TypeError, match=r"Listed.names: list\[str\] is not a type a command-line option reads"):
         option_types(Listed)
+
+
+# ---------------------------------------------------------------- a partition without negatives
+
+def test_a_partition_without_negatives_trains_sfts_adapter(tiny_model_dir, tokens, npo_inputs, tmp_path):
+    """Where a rule abstains (or the oracle finds no noise), the partition marks every response token
+    positive: ignore's and forget's loss is then sft's (the forget term of an empty set is 0.0), so the
+    run computes sft's adapter, byte for byte -- the map reports such cells as sft's runs."""
+    from workflow_scripts.token_table import read_table
+
+    base, _ = npo_inputs
+    rows = read_table(str(base)).num_rows
+    empty = tmp_path / "partition.parquet"
+    write_parquet(empty, read_table(str(base)).select(["example_id", "position"]).append_column(
+        "positive", pa.array([True] * rows)).append_column("negative", pa.array([False] * rows)))
+    runs = {"sft": [], "ignore": ["--partition", str(empty)],
+            "forget": ["--partition", str(empty), "--t-min", "0.2", "--t-max", "0.2", "--lambda-schedule",
+                       "constant", "--forget-loss", "npo", "--beta", "1", "--base-losses", str(base)]}
+    adapters = {}
+    for method, extra in runs.items():
+        out = tmp_path / method
+        train_final.main(["--method", method, "--model-dir", str(tiny_model_dir), "--tokens", str(tokens), *extra,
+                          "--out", str(out / "model"), "--out-log", str(out / "log.json"), "--work-dir",
+                          str(out / "work"), *train_args(learning_rate=0.05, seed=3)])
+        adapters[method] = (out / "model" / "adapter_model.safetensors").read_bytes()
+    assert (load_file(tmp_path / "sft" / "model" / "adapter_model.safetensors")[lora_weight(0, "self_attn.q_proj")]
+            != 0).any()  # training moved the weights
+    assert adapters["ignore"] == adapters["sft"] and adapters["forget"] == adapters["sft"]
