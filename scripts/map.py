@@ -161,7 +161,7 @@ def overview(tables: dict) -> list[str]:
         for r in summary.itertuples():
             row = r._asdict()
             if r.method == runs.SFT:
-                text = f"{cell(row[column])} (sft, {r.seeds} seeds)"
+                text = f"{cell(row[column])} (sft, {r.seeds} seed{'' if r.seeds == 1 else 's'})"
             else:
                 halves = [cell(row[f"{column}_delta_sft{key}"], 2) for key in ("_ci95", "_items_ci95")]
                 text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} [±{halves[0] or '–'}, ±{halves[1] or '–'}]" \
@@ -169,8 +169,10 @@ def overview(tables: dict) -> list[str]:
                 if r.negatives == 0:  # every token positive (partition_counts): sft's loss, sft's adapter
                     text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} (no negatives: sft's runs; {r.seeds})"
             cells.setdefault((r.method, r.variant), {})[name] = text
+    order = {method: i for i, method in enumerate(runs.METHODS)}  # sft first, then each method's cells by name
     rows = [[method, variant, *(by_setting.get(name, "") for name in tables)]
-            for (method, variant), by_setting in cells.items() if method != "base"]
+            for (method, variant), by_setting in sorted(cells.items(), key=lambda c: (order.get(c[0][0], -1), c[0][1]))
+            if method != "base"]
     return ["Accuracy − sft per cell [95% half-widths over seeds, over items] (seeds); a cell whose partition has no "
             "negatives trains sft's loss, so it ran one seed and its runs are sft's:", "",
             *markdown_table(["method", "variant", *tables], rows, 2), ""]
