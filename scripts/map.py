@@ -85,8 +85,8 @@ def setting_table(entries: list[list[str]]) -> tuple[pd.DataFrame, list[str], di
     # A partition with every token positive (the rule abstained; the oracle where nothing is noise) makes
     # ignore's and forget's loss sft's, so such a run computes sft's adapter byte for byte
     # (tests/test_training_options.py): named apart from the runs still to run, never given scores.
-    empty = {run.label for run in grid if run.method != runs.RANDOM and partition_counts(directory, run).get(
-        "all_positive")}
+    counts = {run.label: partition_counts(directory, run) for run in grid}
+    empty = {run.label for run in grid if run.method != runs.RANDOM and counts[run.label].get("all_positive")}
     missing = [label for label, path in paths.items() if not path.is_file() and label not in empty]
     as_sft = [label for label, path in paths.items() if not path.is_file() and label in empty]
     found = [path for path in paths.values() if path.is_file()]
@@ -96,11 +96,11 @@ def setting_table(entries: list[list[str]]) -> tuple[pd.DataFrame, list[str], di
         return table, missing, extra
     long = read_scores(found)
     summary = by_method(summary_table(long), long)
-    counts = {}
+    by_cell = {}
     for run in grid:  # a cell's partitions: one, or the random control's one per seed (averaged)
-        counts.setdefault((run.method, run.variant), []).append(partition_counts(directory, run))
-    for key in ("negatives", "precision", "recall"):
-        summary[key] = [pd.Series([c.get(key, math.nan) for c in counts.get((r.method, r.variant), [{}])]).mean()
+        by_cell.setdefault((run.method, run.variant), []).append(counts[run.label])
+    for key in ("negatives", "precision", "recall", "all_positive"):
+        summary[key] = [pd.Series([c.get(key, math.nan) for c in by_cell.get((r.method, r.variant), [{}])]).mean()
                         for r in summary.itertuples()]
     for label in labels:
         path = directory / label / "decodings" / f"{task}.json"
@@ -166,7 +166,7 @@ def overview(tables: dict) -> list[str]:
                 halves = [cell(row[f"{column}_delta_sft{key}"], 2) for key in ("_ci95", "_items_ci95")]
                 text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} [±{halves[0] or '–'}, ±{halves[1] or '–'}]" \
                     f" ({r.seeds})"
-                if r.negatives == 0:  # every token positive (partition_counts): sft's loss, sft's adapter
+                if r.all_positive == 1:  # sft's loss, so sft's adapter (setting_table)
                     text = f"{cell(row[column + '_delta_sft'], 2, sign=True)} (no negatives: sft's runs; {r.seeds})"
             cells.setdefault((r.method, r.variant), {})[name] = text
     order = {method: i for i, method in enumerate(runs.METHODS)}  # sft first, then each method's cells by name

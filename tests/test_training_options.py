@@ -183,9 +183,10 @@ def test_a_partition_without_negatives_trains_sfts_adapter(tiny_model_dir, token
     from workflow_scripts.token_table import read_table
 
     base, _ = npo_inputs
-    rows = read_table(str(base)).num_rows
+    keys = read_table(str(base)).select(["example_id", "position"])
+    rows = keys.num_rows
     empty = tmp_path / "partition.parquet"
-    write_parquet(empty, read_table(str(base)).select(["example_id", "position"]).append_column(
+    write_parquet(empty, keys.append_column(
         "positive", pa.array([True] * rows)).append_column("negative", pa.array([False] * rows)))
     runs = {"sft": [], "ignore": ["--partition", str(empty)],
             "forget": ["--partition", str(empty), "--t-min", "0.2", "--t-max", "0.2", "--lambda-schedule",
